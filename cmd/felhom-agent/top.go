@@ -110,4 +110,3 @@ func runSelftest(ctx context.Context, cfg *config.Config, log hclog.Logger, mode
 	fmt.Fprintln(stdout, "selftest: all checks passed")
 	return 0
 }
-
