@@ -16,7 +16,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-bin/felhom-sim pve --listen 127.0.0.1:0 --conn-file "$work/pve.json" --agent-env "$work/agent.env" &
+bin/felhom-sim pve --listen 127.0.0.1:0 --log-level warn --conn-file "$work/pve.json" --agent-env "$work/agent.env" &
 sim_pid=$!
 for _ in $(seq 1 100); do
 	[ -s "$work/agent.env" ] && break
@@ -41,7 +41,7 @@ if [ "$(id -u)" != 0 ]; then
 	echo "demo: not root: plugins are launched as the current user" >&2
 	export FELHOM_AGENT_PLUGINS_USER="$(id -un)"
 fi
-bin/felhom-agent plugins pin
+bin/felhom-agent plugins pin --dir "$work/plugins" --lock-file "$work/plugins.lock"
 echo
 bin/felhom-agent --selftest
 echo

@@ -6,13 +6,16 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
 	"gitea.dooplex.hu/admin/felhom-agent/core/config"
 	"gitea.dooplex.hu/admin/felhom-agent/core/logging"
+	"gitea.dooplex.hu/admin/felhom-agent/core/pluginhost"
 	"gitea.dooplex.hu/admin/felhom-agent/core/proxmox"
 	"gitea.dooplex.hu/admin/felhom-agent/core/selftest"
+	"gitea.dooplex.hu/admin/felhom-agent/sdk/proto/pluginv1"
 )
 
 // selftestFlag is --selftest with an optional value: bare --selftest means
@@ -66,6 +69,11 @@ func runTop(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	log := logging.New(cfg.Log, stderr)
+	if log.GetLevel() == hclog.Info {
+		// The check lines are the output; routine start/stop logs would
+		// only interleave with them.
+		log.SetLevel(hclog.Warn)
+	}
 	return runSelftest(ctx, cfg, log, st.mode, *vmid, stdout, stderr)
 }
 
@@ -103,10 +111,78 @@ func runSelftest(ctx context.Context, cfg *config.Config, log hclog.Logger, mode
 	}
 	fmt.Fprintf(stdout, "felhom-agent selftest (%s) against %s node %s\n", mode, cfg.Proxmox.URL, cfg.Proxmox.Node)
 	_, ok := selftest.Run(ctx, stdout, checks)
+	if mode == "read" {
+		ok = runPluginSelftests(ctx, cfg, client, log, stdout) && ok
+	}
 	if !ok {
 		fmt.Fprintln(stdout, "selftest: FAILED")
 		return 1
 	}
 	fmt.Fprintln(stdout, "selftest: all checks passed")
 	return 0
+}
+
+// runPluginSelftests starts every plugin as the daemon would and runs each
+// one's read selftest, printing one line per check. A refused or
+// quarantined plugin is a failure; an empty plugin dir is not.
+func runPluginSelftests(ctx context.Context, cfg *config.Config, client *proxmox.Client, log hclog.Logger, w io.Writer) bool {
+	start := time.Now()
+	h, err := pluginhost.New(agentPluginOptions(cfg, client, log.Named("plugins")))
+	if err == nil {
+		err = h.Start(ctx)
+	}
+	if err != nil {
+		selftest.PrintResult(w, selftest.Result{Name: "plugins.start", Status: selftest.Fail, Detail: err.Error(), Duration: time.Since(start)})
+		return false
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = h.Stop(sctx)
+	}()
+	statuses := h.Status()
+	running := 0
+	for _, st := range statuses {
+		if st.State == pluginhost.StateRunning {
+			running++
+		}
+	}
+	if len(statuses) == 0 {
+		selftest.PrintResult(w, selftest.Result{Name: "plugins.start", Status: selftest.Skip,
+			Detail: "no plugins in " + cfg.Plugins.Dir, Duration: time.Since(start)})
+		return true
+	}
+	selftest.PrintResult(w, selftest.Result{Name: "plugins.start", Status: selftest.Pass,
+		Detail: fmt.Sprintf("%d of %d plugins running", running, len(statuses)), Duration: time.Since(start)})
+	ok := true
+	for _, st := range statuses {
+		name := "plugin." + st.Name
+		if st.State != pluginhost.StateRunning {
+			ok = false
+			selftest.PrintResult(w, selftest.Result{Name: name, Status: selftest.Fail, Detail: st.State + ": " + st.Reason})
+			continue
+		}
+		t0 := time.Now()
+		checks, err := h.SelfTest(ctx, st.Name, pluginv1.SelfTestMode_SELF_TEST_MODE_READ, 0)
+		if err != nil {
+			ok = false
+			selftest.PrintResult(w, selftest.Result{Name: name + ".selftest", Status: selftest.Fail, Detail: err.Error(), Duration: time.Since(t0)})
+			continue
+		}
+		for _, c := range checks {
+			r := selftest.Result{Name: name + "." + c.Name, Detail: c.Detail, Duration: c.Duration}
+			switch c.Status {
+			case "pass":
+				r.Status = selftest.Pass
+			case "skip":
+				r.Status = selftest.Skip
+			case "not_applicable":
+				r.Status = selftest.NotApplicable
+			default:
+				r.Status, ok = selftest.Fail, false
+			}
+			selftest.PrintResult(w, r)
+		}
+	}
+	return ok
 }

@@ -86,9 +86,9 @@ func Run(ctx context.Context, w io.Writer, checks []Check) ([]Result, bool) {
 	return results, ok
 }
 
-// PrintResult writes one result line: status, name, duration, detail.
+// PrintResult writes one result line: status, duration, name, detail.
 func PrintResult(w io.Writer, r Result) {
-	fmt.Fprintf(w, "%-4s  %-34s %8s  %s\n", r.Status, r.Name, formatDuration(r.Duration), r.Detail)
+	fmt.Fprintf(w, "%-4s %7s  %-36s %s\n", r.Status, formatDuration(r.Duration), r.Name, r.Detail)
 }
 
 func formatDuration(d time.Duration) string {

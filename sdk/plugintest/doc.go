@@ -1,0 +1,38 @@
+// Package plugintest is the conformance kit for felhom-agent plugins. Run
+// it from your plugin's tests:
+//
+//	func TestConformance(t *testing.T) {
+//		plugintest.Run(t, plugintest.Config{
+//			Plugin: myplugin.New(),                 // or Binary: "path/to/built/plugin"
+//			Params: map[string]map[string]any{
+//				"mystorage.status": {"storage": "local"},
+//			},
+//			SkipInvoke: []string{"mystorage.remove"}, // needs more than the simulator offers
+//		})
+//	}
+//
+// The kit plays felhom-agent against a Proxmox VE simulator (sdk/pvesim,
+// seeded with LXC 100 running, QEMU 101 and LXC 9999 stopped) and checks,
+// as subtests, each with a message saying what to fix:
+//
+//   - handshake: the plugin starts (a Binary runs exactly as the agent
+//     runs it: clean environment, TLS identity on fd 3, gRPC only);
+//   - info: name, semver version, lowercase "<namespace>.<name>" capability
+//     IDs, classes, descriptions, well-formed and narrow API scopes, read
+//     capabilities that only read, destructive ones that do something;
+//   - configure and health: Configure succeeds with Config.PluginConfig,
+//     the first health message comes at once, every capability has a state;
+//   - selftest (read mode) and report: structured, named, passing, read-only;
+//   - invoke/<capability>: every capability not skipped runs against the
+//     simulator and calls only API paths its own scopes declare;
+//   - scope-refusal: the plugin is made to call paths outside its scopes
+//     through the real broker connection (the SDK's hidden
+//     "sdk.conformance.probe" capability, served only under
+//     FELHOM_PLUGINTEST=1) and the proxy must refuse them, naming the path
+//     and the plugin;
+//   - shutdown: in-flight work drains, the health stream ends and a plugin
+//     process exits with status 0.
+//
+// The kit's API proxy enforces scopes with sdk.ScopeGuard, the same code
+// felhom-agent uses, and calls the simulator with its admin token.
+package plugintest
