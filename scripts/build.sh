@@ -17,7 +17,8 @@ for dir in plugins/*/; do
 		echo "build: $dir has no const Version = \"x.y.z\"" >&2
 		exit 1
 	fi
-	go build -trimpath -ldflags "-s -w" -o "$out/plugins/felhom-plugin-${name}_v${ver}" "./$dir"
+	# Static (no dynamic loader, no libc): smaller resident set, faster start.
+	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$out/plugins/felhom-plugin-${name}_v${ver}" "./$dir"
 done
 chmod 0755 "$out/plugins" "$out"/plugins/*
 echo "built into $out/: felhom-agent felhom-sim $(cd "$out/plugins" && ls | tr '\n' ' ')"

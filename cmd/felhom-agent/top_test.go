@@ -38,6 +38,7 @@ func buildStoragePlugin(t *testing.T) string {
 		storagePluginDir = dir
 		out := filepath.Join(dir, "felhom-plugin-storage_v"+storageVersion(t))
 		cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, "../../plugins/storage")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if b, err := cmd.CombinedOutput(); err != nil {
 			storagePluginErr = fmt.Errorf("go build plugins/storage: %v\n%s", err, b)
 		}
