@@ -17,7 +17,7 @@ import (
 )
 
 // Test binaries are built once per test process, on first use (fuzz workers
-// that never need them never build them), stripped (-s -w) like release
+// that never need them never build them), static and stripped like release
 // builds, into one temp dir removed by TestMain.
 var (
 	buildOnce sync.Once
@@ -49,8 +49,11 @@ func bin(t testing.TB, name string) string {
 		if buildErr != nil {
 			return
 		}
-		cmd := exec.Command("go", "build", "-ldflags=-s -w", "-o", buildDir+"/",
+		// As scripts/build.sh builds release plugins: static (no dynamic
+		// loader at exec), stripped.
+		cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", buildDir+"/",
 			"./testdata/"+fakeBin, "./testdata/"+testBin)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
 		if err := cmd.Run(); err != nil {

@@ -57,6 +57,9 @@ type Host struct {
 	// testHookBeforeExec runs after a binary passed its checks and before
 	// it is executed (tests swap the file there).
 	testHookBeforeExec func(file string)
+
+	// trace times Start's phases (debug log, benchmarks).
+	trace startTrace
 }
 
 // managed is one plugin name: its candidate binaries and its running
@@ -119,6 +122,7 @@ func (h *Host) Audit() []AuditEvent { return h.audit.list() }
 // A plugin that fails never fails Start: it is refused and reported. Start
 // returns an error only when the plugin dir itself cannot be used.
 func (h *Host) Start(ctx context.Context) error {
+	h.trace.begin = time.Now()
 	insts, err := h.bringUp(ctx)
 	if err != nil {
 		return err
@@ -133,11 +137,14 @@ func (h *Host) Start(ctx context.Context) error {
 				h.setRefused(inst.m, asRefusal(inst.cand, err))
 				return
 			}
+			h.trace.set(inst.m.name, inst.stamps)
 			h.wg.Add(1)
 			go h.supervise(inst.m, inst)
 		}()
 	}
 	wg.Wait()
+	h.trace.done = time.Now()
+	h.log.Debug("plugin host started", h.trace.summary()...)
 	return nil
 }
 
@@ -193,6 +200,7 @@ func (h *Host) bringUp(ctx context.Context) ([]*instance, error) {
 	if err != nil {
 		return nil, err
 	}
+	h.trace.scan = time.Now()
 	h.mu.Lock()
 	h.dir = s.dir
 	h.bad = s.bad
@@ -239,6 +247,7 @@ func (h *Host) bringUp(ctx context.Context) ([]*instance, error) {
 			h.setRefused(inst.m, Refusal{File: inst.cand.File, Version: inst.cand.Version.String(), Code: RefusedConflict, Reason: err.Error()})
 			continue
 		}
+		inst.stamps.mark(phaseConflict)
 		out = append(out, inst)
 	}
 	return out, nil
@@ -247,7 +256,8 @@ func (h *Host) bringUp(ctx context.Context) ([]*instance, error) {
 // pick launches the newest version of m that passes every check.
 func (h *Host) pick(ctx context.Context, m *managed, lock map[string]string, lockErr error) *instance {
 	for _, c := range m.cands {
-		inst, err := h.launch(ctx, m, c, lock, lockErr)
+		st := newStamps()
+		inst, err := h.launch(ctx, m, c, lock, lockErr, st)
 		if err == nil {
 			if len(m.refusals) > 0 {
 				h.log.Warn("plugin: newer version refused, running an older one",

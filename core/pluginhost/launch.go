@@ -45,6 +45,8 @@ type instance struct {
 	info      *pluginv1.InfoResponse
 	caps      []registry.Capability
 	gen       *registry.Generation
+	// stamps times this instance's way up (debug log, benchmarks).
+	stamps *stamps
 
 	stopping atomic.Bool // we are stopping it: its exit is not a crash
 	killOnce sync.Once
@@ -68,7 +70,7 @@ func (inst *instance) generation() *registry.Generation {
 
 // launch verifies one candidate binary, executes it and reads its Info.
 // Every failure is a *refusedError naming why.
-func (h *Host) launch(ctx context.Context, m *managed, c candidate, lock map[string]string, lockErr error) (*instance, error) {
+func (h *Host) launch(ctx context.Context, m *managed, c candidate, lock map[string]string, lockErr error, st *stamps) (*instance, error) {
 	h.mu.Lock()
 	dir := h.dir
 	h.mu.Unlock()
@@ -83,6 +85,7 @@ func (h *Host) launch(ctx context.Context, m *managed, c candidate, lock map[str
 	if err := b.checkSafe(); err != nil {
 		return nil, err
 	}
+	st.mark(phaseOpen)
 	if lockErr != nil {
 		if errors.Is(lockErr, errLockMissing) {
 			return nil, refuse(RefusedNotPinned, lockErr, "no lock file %s, so nothing is pinned: run `felhom-agent plugins pin`", h.o.LockFile)
@@ -92,11 +95,12 @@ func (h *Host) launch(ctx context.Context, m *managed, c candidate, lock map[str
 	if err := b.checkPinned(lock, h.o.LockFile); err != nil {
 		return nil, err
 	}
+	st.mark(phaseHash)
 	h.rootMu.Lock()
 	asRoot := h.o.asRoot && h.o.allowRoot[m.name] && h.rootNeeded[b.sha256]
 	h.rootMu.Unlock()
 
-	inst, err := h.exec(ctx, m, c, b, asRoot)
+	inst, err := h.exec(ctx, m, c, b, asRoot, st)
 	if err != nil {
 		return nil, err
 	}
@@ -124,11 +128,11 @@ func (h *Host) launch(ctx context.Context, m *managed, c candidate, lock map[str
 	h.rootNeeded[b.sha256] = true
 	h.rootMu.Unlock()
 	h.log.Info("plugin: relaunching as root (it needs root and plugins.allow_root lists it)", "plugin", m.name, "capability", needs)
-	return h.exec(ctx, m, c, b, true)
+	return h.exec(ctx, m, c, b, true, st)
 }
 
 // exec runs the verified descriptor and does the handshake and Info.
-func (h *Host) exec(ctx context.Context, m *managed, c candidate, b *binary, asRoot bool) (_ *instance, err error) {
+func (h *Host) exec(ctx context.Context, m *managed, c candidate, b *binary, asRoot bool, st *stamps) (_ *instance, err error) {
 	if h.testHookBeforeExec != nil {
 		h.testHookBeforeExec(c.File)
 	}
@@ -136,7 +140,7 @@ func (h *Host) exec(ctx context.Context, m *managed, c candidate, b *binary, asR
 	if err != nil {
 		return nil, fmt.Errorf("launching %s: %w", c.File, err)
 	}
-	inst := &instance{m: m, number: h.gens.Add(1), cand: c, sha: b.sha256, asRoot: asRoot, idle: make(chan struct{})}
+	inst := &instance{m: m, number: h.gens.Add(1), cand: c, sha: b.sha256, asRoot: asRoot, idle: make(chan struct{}), stamps: st}
 	var cred *syscall.Credential
 	sock := &plugin.UnixSocketConfig{TempDir: h.o.SocketDir}
 	if h.o.asRoot && !asRoot {
@@ -167,7 +171,10 @@ func (h *Host) exec(ctx context.Context, m *managed, c candidate, b *binary, asR
 			inst.pipe = pipe
 			env := append(cmd.Env, pluginPath, sdk.EnvLogLevel+"="+levelName(h.log))
 			inst.proc = newProcRunner(l, m.name, b, cred, env, cmd.ExtraFiles)
-			inst.proc.afterStart = pipe.Started
+			inst.proc.afterStart = func() {
+				pipe.Started()
+				st.mark(phaseExec)
+			}
 			return inst.proc, nil
 		},
 		TLSConfig:        creds.Host,
@@ -187,6 +194,7 @@ func (h *Host) exec(ctx context.Context, m *managed, c candidate, b *binary, asR
 	if err != nil {
 		return nil, h.classifyStart(m, c, inst, mark, err)
 	}
+	st.mark(phaseHandshake)
 	inst.pid, _ = strconv.Atoi(inst.proc.ID())
 	raw, err := rpc.Dispense(sdk.PluginSetKey)
 	if err != nil {
@@ -222,6 +230,7 @@ func (h *Host) exec(ctx context.Context, m *managed, c candidate, b *binary, asR
 	if err := empty.Check(m.name, inst.generation()); err != nil {
 		return nil, refuse(RefusedInvalidInfo, err, "%v", err)
 	}
+	st.mark(phaseInfo)
 	return inst, nil
 }
 

@@ -36,6 +36,7 @@ func (h *Host) activate(ctx context.Context, inst *instance) error {
 	if err != nil {
 		return refuse(RefusedConfigure, err, "configure %s: %v", inst.cand.File, err)
 	}
+	inst.stamps.mark(phaseConfigure)
 	gen := inst.generation()
 	gen.States = map[registry.CapabilityID]registry.Status{}
 	for _, s := range resp.GetStates() {
@@ -59,6 +60,7 @@ func (h *Host) activate(ctx context.Context, inst *instance) error {
 	inst.m.state, inst.m.reason = StateRunning, ""
 	inst.m.mu.Unlock()
 	h.mu.Unlock()
+	inst.stamps.mark(phaseRegister)
 	h.wg.Add(1)
 	go h.watchHealth(inst)
 	h.log.Info("plugin running", "plugin", name, "version", inst.cand.Version.String(), "pid", inst.pid,
@@ -204,7 +206,7 @@ func (h *Host) recordCrash(m *managed, inst *instance, exit string) (int, bool) 
 func (h *Host) restart(m *managed, old *instance) (*instance, error) {
 	lock, lockErr := readLock(h.o.LockFile)
 	ctx := h.ctx
-	inst, err := h.launch(ctx, m, old.cand, lock, lockErr)
+	inst, err := h.launch(ctx, m, old.cand, lock, lockErr, newStamps())
 	if err != nil {
 		return nil, err
 	}
