@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -110,7 +112,26 @@ func inProcess(t *testing.T, p sdk.Plugin, multiplex bool, opts ...sdk.Option) *
 	if err != nil {
 		t.Fatalf("InProcess: %v", err)
 	}
+	// With multiplexing, go-plugin's server muxer never closes the unix
+	// listener it wraps, so TestPluginGRPCConn's socket stays behind. Make
+	// it in a directory of this test's own and remove that at cleanup;
+	// anything else left there is a leak.
+	var sockDir, muxSocket string
+	if multiplex {
+		var err error
+		if sockDir, err = os.MkdirTemp("", "mux-"); err != nil {
+			t.Fatal(err)
+		}
+		t.Setenv("TMPDIR", sockDir)
+	}
 	client, server := plugin.TestPluginGRPCConn(t, multiplex, set)
+	if multiplex {
+		if s := sockets(t, sockDir); len(s) == 1 {
+			muxSocket = s[0]
+		} else {
+			t.Fatalf("want TestPluginGRPCConn's one socket in %s, found %v", sockDir, s)
+		}
+	}
 	raw, err := client.Dispense(sdk.PluginSetKey)
 	if err != nil {
 		t.Fatalf("Dispense: %v", err)
@@ -128,8 +149,30 @@ func inProcess(t *testing.T, p sdk.Plugin, multiplex bool, opts ...sdk.Option) *
 			server.Stop()
 		}
 		stop()
+		if sockDir != "" {
+			if left := slices.DeleteFunc(sockets(t, sockDir), func(s string) bool { return s == muxSocket }); len(left) > 0 {
+				t.Errorf("sockets left behind: %v", left)
+			}
+			_ = os.RemoveAll(sockDir)
+		}
 	})
 	return pc
+}
+
+// sockets lists the unix sockets in dir.
+func sockets(tb testing.TB, dir string) []string {
+	tb.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		tb.Fatalf("read socket dir: %v", err)
+	}
+	var out []string
+	for _, e := range entries {
+		if e.Type()&os.ModeSocket != 0 {
+			out = append(out, e.Name())
+		}
+	}
+	return out
 }
 
 // configured runs Info and Configure with a scope-guarded fake host.

@@ -28,16 +28,54 @@ var (
 	builtBins = map[string]string{}
 )
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "sdk-test-bin")
+// TestMain runs the tests with os.TempDir pointing at a directory of this
+// run's own: go-plugin creates its unix sockets there (the in-process
+// listener, the host side of the broker; launch gives each plugin process
+// a socket directory below it), so a socket some test leaks shows up
+// here, fails the run and never litters /tmp.
+func TestMain(m *testing.M) { os.Exit(runInPrivateTemp(m)) }
+
+func runInPrivateTemp(m *testing.M) int {
+	root, err := os.MkdirTemp("", "sdk-test-")
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+		fmt.Fprintf(os.Stderr, "create the tests' temp dir: %v\n", err)
+		return 1
 	}
-	binDir = dir
+	defer os.RemoveAll(root)
+	for k, v := range map[string]string{"TMPDIR": root, plugin.EnvUnixSocketDir: root} {
+		if err := os.Setenv(k, v); err != nil {
+			fmt.Fprintf(os.Stderr, "set %s: %v\n", k, err)
+			return 1
+		}
+	}
+	if binDir, err = os.MkdirTemp(root, "bin-"); err != nil {
+		fmt.Fprintf(os.Stderr, "create the plugin build dir: %v\n", err)
+		return 1
+	}
 	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	if err := os.RemoveAll(binDir); err != nil {
+		fmt.Fprintf(os.Stderr, "remove %s: %v\n", binDir, err)
+		return 1
+	}
+	if left := leftovers(root); len(left) > 0 {
+		fmt.Fprintf(os.Stderr, "FAIL: the tests left %d entries in their temp dir %s (go-plugin's plugin* sockets leak when a listener is not closed):\n  %s\n",
+			len(left), root, strings.Join(left, "\n  "))
+		code = 1
+	}
+	return code
+}
+
+// leftovers lists what is in dir.
+func leftovers(dir string) []string {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return []string{fmt.Sprintf("(read %s: %v)", dir, err)}
+	}
+	names := make([]string, len(entries))
+	for i, e := range entries {
+		names[i] = e.Name()
+	}
+	return names
 }
 
 // buildBin builds ./testdata/<name> once per test run.
@@ -77,11 +115,12 @@ func (s *syncBuffer) String() string {
 }
 
 type launched struct {
-	client *plugin.Client
-	pc     *sdk.PluginClient
-	pipe   *plugintls.Pipe
-	cmd    *exec.Cmd
-	stderr *syncBuffer
+	client  *plugin.Client
+	pc      *sdk.PluginClient
+	pipe    *plugintls.Pipe
+	cmd     *exec.Cmd
+	stderr  *syncBuffer
+	sockDir string // the plugin's unix socket directory
 }
 
 type launchOpts struct {
@@ -101,10 +140,19 @@ func launch(tb testing.TB, bin string, o launchOpts) (*launched, error) {
 	if err != nil {
 		tb.Fatalf("Issue: %v", err)
 	}
+	// A plugin that is killed, or exits without closing its listener
+	// (status 3: the host is gone), leaves its socket behind; go-plugin
+	// does not remove it for plugins started from a Cmd. So each plugin
+	// gets a socket directory of its own that kill removes, as go-plugin
+	// does for the runners it manages.
+	sockDir, err := os.MkdirTemp("", "sock-")
+	if err != nil {
+		tb.Fatalf("create socket dir: %v", err)
+	}
 	cmd := exec.Command(bin)
-	cmd.Env = append([]string{}, o.env...)
+	cmd.Env = append([]string{plugin.EnvUnixSocketDir + "=" + sockDir}, o.env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	l := &launched{cmd: cmd, stderr: &syncBuffer{}}
+	l := &launched{cmd: cmd, stderr: &syncBuffer{}, sockDir: sockDir}
 	if !o.noTLSFD {
 		l.pipe, err = creds.Attach(cmd)
 		if err != nil {
@@ -154,7 +202,8 @@ func launch(tb testing.TB, bin string, o launchOpts) (*launched, error) {
 }
 
 // kill stops the plugin: closing the pipe first makes it exit at once,
-// so go-plugin's Kill does not wait out its 2 s grace.
+// so go-plugin's Kill does not wait out its 2 s grace. Then it removes
+// the plugin's socket directory (Kill waits for the process to exit).
 func (l *launched) kill() {
 	if l.pc != nil {
 		l.pc.Close()
@@ -163,6 +212,7 @@ func (l *launched) kill() {
 		l.pipe.Close()
 	}
 	l.client.Kill()
+	_ = os.RemoveAll(l.sockDir)
 }
 
 func (l *launched) waitExit(tb testing.TB, within time.Duration) {
@@ -183,11 +233,19 @@ func TestProcessRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatalf("launch: %v\nstderr:\n%s", err, l.stderr.String())
 			}
+			if n := len(sockets(t, l.sockDir)); n != 1 {
+				t.Errorf("a running plugin has %d sockets in its socket dir, want 1 (PLUGIN_UNIX_SOCKET_DIR ignored?)", n)
+			}
 			roundTrip(t, l.pc, nil)
 			// Shutdown makes the process exit on its own, with status 0.
 			l.waitExit(t, 3*time.Second)
 			if code := l.cmd.ProcessState.ExitCode(); code != 0 {
 				t.Errorf("exit status after Shutdown = %d, want 0; stderr:\n%s", code, l.stderr.String())
+			}
+			// A clean exit closes the listener, which removes the socket;
+			// go-plugin's multiplexer never closes the listener it wraps.
+			if left := sockets(t, l.sockDir); !mux && len(left) > 0 {
+				t.Errorf("the plugin exited after Shutdown but left its socket: %v", left)
 			}
 		})
 	}

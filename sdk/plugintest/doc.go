@@ -34,5 +34,36 @@
 //     process exits with status 0.
 //
 // The kit's API proxy enforces scopes with sdk.ScopeGuard, the same code
-// felhom-agent uses, and calls the simulator with its admin token.
+// felhom-agent uses, and calls the simulator with its admin token. A
+// failed phase shows the end of the plugin's stderr, decoded into
+// readable lines ("ERROR refusing to start: error=...").
+//
+// # Asserting that the kit fails a plugin
+//
+// Check runs the same phases without a *testing.T and returns a Report of
+// structured problems (phase, capability, message, hint), so a test can
+// assert that a deliberately broken plugin is rejected, and why, without
+// failing itself:
+//
+//	rep, err := plugintest.Check(ctx, plugintest.Config{Binary: broken})
+//	if err != nil {
+//		t.Fatal(err) // the checks could not run
+//	}
+//	if p := rep.Find(plugintest.PhaseInvoke, "nfs.list"); len(p) == 0 {
+//		t.Errorf("the kit accepted an undeclared API call:\n%s", rep)
+//	}
+//
+// # API calls are charged to the running capability
+//
+// The kit cannot tell which goroutine of the plugin made an API call (the
+// calls carry no mark of the invocation they serve): every call that
+// reaches the proxy while an invocation runs is charged to that
+// capability and must lie in its own scopes. A background goroutine (a
+// HealthWatcher polling the API, a cache refresher) that happens to call
+// mid-invocation is therefore reported against whichever capability was
+// running. Do such checks on their own schedule, from WatchHealth rather
+// than from handlers, only on paths some capability declares (the agent
+// allows a plugin the union of its capabilities' scopes), and when the
+// kit reports a call a handler never makes, look at those goroutines
+// first. Calls made between phases are charged to no one.
 package plugintest

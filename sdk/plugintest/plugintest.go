@@ -1,15 +1,19 @@
 package plugintest
 
 import (
-	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -51,129 +55,289 @@ type Config struct {
 // one of them and expects the proxy to refuse it.
 var outsidePaths = []string{"/access/users", "/access/acl", "/cluster/firewall/rules", "/pools"}
 
+// pluginLogLines is how much of a plugin's stderr a Report keeps.
+const pluginLogLines = 200
+
 // Run runs the conformance checks as subtests of t, in order: handshake,
 // info, configure, health, selftest, report, invoke/<capability>,
-// scope-refusal, shutdown. Each failure says what to fix. A failed
-// handshake, info or configure stops the run.
+// scope-refusal, shutdown. Each problem fails its subtest with a message
+// saying what to fix. Problems in handshake, info or configure stop the
+// run. Run is Check reported through t.
 func Run(t *testing.T, cfg Config) {
 	t.Helper()
+	k, err := start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := k.close(); err != nil {
+			t.Error(err)
+		}
+	}()
+	k.drive(&testRunner{t: t, k: k})
+}
+
+// Check runs the same checks as Run and returns what it found, without
+// failing any test: use it to assert that the kit rejects a plugin, or to
+// report problems your own way. The error is for what kept the checks
+// from running (a bad Config, the simulator not starting, ctx ending);
+// the plugin's problems are in the Report.
+func Check(ctx context.Context, cfg Config) (*Report, error) {
+	k, err := start(cfg)
+	if err != nil {
+		return nil, err
+	}
+	r := &reportRunner{ctx: ctx, k: k, rep: &Report{}}
+	k.drive(r)
+	err = k.close()
+	if k.inf != nil {
+		r.rep.Plugin = k.inf.GetName()
+	}
+	if k.stderr != nil {
+		r.rep.PluginLog = k.stderr.lines(pluginLogLines)
+	}
+	if ctx.Err() != nil {
+		err = errors.Join(fmt.Errorf("plugintest: %w", ctx.Err()), err)
+	}
+	return r.rep, err
+}
+
+// runner runs one phase (or one capability of the invoke phase) and
+// reports its problems: through a *testing.T (Run) or into a Report
+// (Check). It returns whether the phase found no problem.
+type runner interface {
+	run(name string, f func(ctx context.Context, r runner) []Problem) bool
+	stop(phase string)
+}
+
+type testRunner struct {
+	t *testing.T
+	k *kit
+}
+
+func (r *testRunner) run(name string, f func(context.Context, runner) []Problem) bool {
+	return r.t.Run(name, func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(t.Context(), r.k.cfg.Timeout)
+		defer cancel()
+		problems := f(ctx, &testRunner{t: t, k: r.k})
+		for _, p := range problems {
+			t.Error(p.String())
+		}
+		if len(problems) > 0 && r.k.stderr != nil {
+			t.Logf("plugin stderr (end):\n%s", strings.Join(r.k.stderr.lines(40), "\n"))
+		}
+	})
+}
+
+func (r *testRunner) stop(phase string) { r.t.Errorf("stopping: the %s step failed", phase) }
+
+type reportRunner struct {
+	ctx context.Context
+	k   *kit
+	rep *Report
+}
+
+func (r *reportRunner) run(name string, f func(context.Context, runner) []Problem) bool {
+	ctx, cancel := context.WithTimeout(r.ctx, r.k.cfg.Timeout)
+	defer cancel()
+	before := len(r.rep.Problems)
+	problems := f(ctx, r)
+	r.rep.Problems = append(r.rep.Problems, problems...)
+	return len(r.rep.Problems) == before
+}
+
+func (r *reportRunner) stop(phase string) { r.rep.StoppedAt = phase }
+
+type kit struct {
+	cfg    Config
+	sim    *pvesim.Server
+	ownSim bool
+	http   *http.Transport
+	node   string
+	host   *simHost
+
+	pc       *sdk.PluginClient
+	inf      *pluginv1.InfoResponse
+	caps     map[string]*pluginv1.Capability
+	proc     *exec.Cmd  // nil in-process
+	stderr   *logBuffer // plugin stderr (process)
+	stream   *sdk.HealthStream
+	cleanups []func() // run last first by close
+}
+
+// start checks cfg and starts the simulator.
+func start(cfg Config) (*kit, error) {
 	if (cfg.Binary == "") == (cfg.Plugin == nil) {
-		t.Fatal("plugintest.Config: set exactly one of Binary (a built plugin) or Plugin (in-process)")
+		return nil, errors.New("plugintest.Config: set exactly one of Binary (a built plugin) or Plugin (in-process)")
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 10 * time.Second
 	}
-	k := &kit{cfg: cfg, parent: t}
-	if cfg.Sim == nil {
+	k := &kit{cfg: cfg, sim: cfg.Sim}
+	if k.sim == nil {
 		opts := cfg.SimOptions
 		opts.Seed = true
-		k.sim = pvesim.Start(t, opts)
-	} else {
-		k.sim = cfg.Sim
+		sim, err := pvesim.New(opts)
+		if err != nil {
+			return nil, fmt.Errorf("plugintest: start the simulator: %w", err)
+		}
+		if err := sim.Listen("127.0.0.1:0"); err != nil {
+			_ = sim.Close()
+			return nil, fmt.Errorf("plugintest: start the simulator: %w", err)
+		}
+		k.sim, k.ownSim = sim, true
 	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(k.sim.CertPEM()) {
+		_ = k.close()
+		return nil, errors.New("plugintest: the simulator's certificate does not parse")
+	}
+	// pveproxy speaks HTTP/1.1 only.
+	k.http = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "localhost", MinVersion: tls.VersionTLS12}}
 	k.node = k.sim.Node()
-	k.host = &simHost{sim: k.sim, client: k.sim.Client(t), token: k.sim.AdminToken()}
+	k.host = &simHost{sim: k.sim, client: &http.Client{Transport: k.http, Timeout: 30 * time.Second}, token: k.sim.AdminToken()}
+	return k, nil
+}
 
-	steps := []struct {
+// close stops the plugin and everything the kit started.
+func (k *kit) close() error {
+	if k.stream != nil {
+		k.stream.Close()
+	}
+	for i := len(k.cleanups) - 1; i >= 0; i-- {
+		k.cleanups[i]()
+	}
+	k.cleanups = nil
+	var err error
+	if k.ownSim {
+		if cerr := k.sim.Close(); cerr != nil {
+			err = fmt.Errorf("plugintest: close the simulator: %w", cerr)
+		}
+	}
+	if k.http != nil {
+		k.http.CloseIdleConnections()
+	}
+	return err
+}
+
+// drive runs the phases in order.
+func (k *kit) drive(r runner) {
+	phases := []struct {
 		name  string
 		fatal bool
-		f     func(*testing.T)
+		f     func(context.Context, runner) []Problem
 	}{
-		{"handshake", true, k.handshake},
-		{"info", true, k.info},
-		{"configure", true, k.configure},
-		{"health", false, k.health},
-		{"selftest", false, k.selfTest},
-		{"report", false, k.report},
-		{"invoke", false, k.invokeAll},
-		{"scope-refusal", false, k.scopeRefusal},
-		{"shutdown", false, k.shutdown},
+		{PhaseHandshake, true, k.handshake},
+		{PhaseInfo, true, k.info},
+		{PhaseConfigure, true, k.configure},
+		{PhaseHealth, false, k.health},
+		{PhaseSelfTest, false, k.selfTest},
+		{PhaseReport, false, k.report},
+		{PhaseInvoke, false, k.invokeAll},
+		{PhaseScopeRefusal, false, k.scopeRefusal},
+		{PhaseShutdown, false, k.shutdown},
 	}
-	for _, s := range steps {
-		if !t.Run(s.name, s.f) && s.fatal {
-			t.Errorf("stopping: the %s step failed", s.name)
+	for _, p := range phases {
+		if !r.run(p.name, p.f) && p.fatal {
+			r.stop(p.name)
 			return
 		}
 	}
 }
 
-type kit struct {
-	cfg    Config
-	parent *testing.T // the plugin lives until Run's test ends
-	sim    *pvesim.Server
-	node   string
-	host   *simHost
-
-	pc     *sdk.PluginClient
-	inf    *pluginv1.InfoResponse
-	caps   map[string]*pluginv1.Capability
-	proc   *exec.Cmd   // nil in-process
-	stderr *syncBuffer // plugin stderr (process)
-	stream *sdk.HealthStream
-}
-
-func (k *kit) ctx(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), k.cfg.Timeout)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-// logStderr shows the plugin's stderr when a step failed.
-func (k *kit) logStderr(t *testing.T) {
-	t.Cleanup(func() {
-		if t.Failed() && k.stderr != nil {
-			t.Logf("plugin stderr:\n%s", k.stderr.tail(40))
-		}
-	})
-}
-
-func (k *kit) handshake(t *testing.T) {
-	k.logStderr(t)
+func (k *kit) handshake(context.Context, runner) []Problem {
 	if k.cfg.Plugin != nil {
-		k.inProcess(t)
-		return
+		return k.inProcess()
 	}
-	k.process(t)
+	return k.process()
 }
 
 // inProcess connects to cfg.Plugin through go-plugin's in-memory harness.
-func (k *kit) inProcess(t *testing.T) {
+func (k *kit) inProcess() []Problem {
 	set, stop, err := sdk.InProcess(k.cfg.Plugin, sdk.WithConformanceProbe())
 	if err != nil {
-		t.Fatalf("the plugin's Info is invalid: %v", err)
+		return []Problem{problem(PhaseHandshake, "", "", "the plugin's Info is invalid: %v", err)}
 	}
-	client, server := plugin.TestPluginGRPCConn(t, false, set)
-	raw, err := client.Dispense(sdk.PluginSetKey)
-	if err != nil {
-		t.Fatalf("dispense %q: %v", sdk.PluginSetKey, err)
+	k.cleanups = append(k.cleanups, stop)
+	// TestPluginGRPCConn takes a testing.TB only to fail on setup errors;
+	// setupTB turns those into an error, outside any test.
+	tb := &setupTB{}
+	var client *plugin.GRPCClient
+	var server *plugin.GRPCServer
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		client, server = plugin.TestPluginGRPCConn(tb, false, set)
+	}()
+	<-done
+	if tb.err != nil {
+		return []Problem{problem(PhaseHandshake, "", "", "connect to the plugin in-process: %v", tb.err)}
 	}
-	k.pc = raw.(*sdk.PluginClient)
-	k.parent.Cleanup(func() {
-		k.pc.Close()
-		_ = client.Close()
+	k.cleanups = append(k.cleanups, func() {
+		if k.pc != nil {
+			k.pc.Close()
+		}
+		_ = client.Close() // asks the server to stop (go-plugin's controller)
 		select {
 		case <-server.DoneCh:
 		case <-time.After(2 * time.Second):
 			server.Stop()
 		}
-		stop()
 	})
+	raw, err := client.Dispense(sdk.PluginSetKey)
+	if err != nil {
+		return []Problem{problem(PhaseHandshake, "", "", "dispense %q: %v", sdk.PluginSetKey, err)}
+	}
+	k.pc = raw.(*sdk.PluginClient)
+	return nil
+}
+
+// setupTB is the testing.TB go-plugin's TestPluginGRPCConn needs; that
+// helper calls only Helper, Fatal and Fatalf (the embedded nil TB panics
+// on anything else, so a go-plugin change shows at once).
+type setupTB struct {
+	testing.TB
+	err error
+}
+
+func (*setupTB) Helper() {}
+
+func (s *setupTB) Fatal(args ...any) {
+	s.err = errors.New(strings.TrimSuffix(fmt.Sprintln(args...), "\n"))
+	runtime.Goexit()
+}
+
+func (s *setupTB) Fatalf(format string, args ...any) {
+	s.err = fmt.Errorf(format, args...)
+	runtime.Goexit()
 }
 
 // process launches cfg.Binary the way felhom-agent does.
-func (k *kit) process(t *testing.T) {
+func (k *kit) process() []Problem {
+	fail := func(hint, format string, args ...any) []Problem {
+		return []Problem{problem(PhaseHandshake, "", hint, format, args...)}
+	}
 	creds, err := plugintls.Issue()
 	if err != nil {
-		t.Fatalf("issue tls identity: %v", err)
+		return fail("", "issue the plugin's TLS identity: %v", err)
 	}
+	// go-plugin leaves the plugin's unix socket behind when the process is
+	// killed or exits without closing it (the agent gone: status 3), so
+	// the plugin gets a socket directory of its own, removed after it
+	// exited, as go-plugin does for the runners it manages.
+	sockDir, err := os.MkdirTemp("", "felhom-plugintest-")
+	if err != nil {
+		return fail("", "create the plugin's socket directory: %v", err)
+	}
+	k.cleanups = append(k.cleanups, func() { _ = os.RemoveAll(sockDir) })
 	cmd := exec.Command(k.cfg.Binary)
-	cmd.Env = []string{sdk.EnvPluginTest + "=1", sdk.EnvLogLevel + "=debug"}
+	cmd.Env = []string{sdk.EnvPluginTest + "=1", sdk.EnvLogLevel + "=debug", plugin.EnvUnixSocketDir + "=" + sockDir}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	pipe, err := creds.Attach(cmd)
 	if err != nil {
-		t.Fatal(err)
+		return fail("", "pass the TLS identity: %v", err)
 	}
-	k.proc, k.stderr = cmd, &syncBuffer{}
+	k.proc, k.stderr = cmd, &logBuffer{}
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  sdk.Handshake,
 		VersionedPlugins: sdk.HostPluginSets(),
@@ -185,7 +349,7 @@ func (k *kit) process(t *testing.T) {
 		Stderr:           k.stderr,
 		Logger:           hclog.New(&hclog.LoggerOptions{Level: hclog.Off}),
 	})
-	k.parent.Cleanup(func() {
+	k.cleanups = append(k.cleanups, func() {
 		if k.pc != nil {
 			k.pc.Close()
 		}
@@ -195,75 +359,101 @@ func (k *kit) process(t *testing.T) {
 	rpc, err := client.Client()
 	pipe.Started()
 	if err != nil {
-		t.Fatalf("start %s: %v\n(the binary must call sdk.Serve and write nothing to stdout)", k.cfg.Binary, sdk.ClassifyStartError(k.cfg.Binary, err))
+		pipe.Close()
+		client.Kill() // waits until the plugin's stderr is read
+		err = sdk.ClassifyStartError(filepath.Base(k.cfg.Binary), err)
+		var ve *sdk.VersionError
+		said := k.errorLines(5)
+		switch {
+		case errors.As(err, &ve):
+			return fail("", "%v", err)
+		case len(said) > 0:
+			// go-plugin's own text only guesses why; the plugin knows.
+			return fail("fix what the plugin said", "%s did not start; it said: %s", filepath.Base(k.cfg.Binary), strings.Join(said, "; "))
+		}
+		return fail("the binary must call sdk.Serve and write nothing to stdout", "start %s: %v", k.cfg.Binary, err)
 	}
 	raw, err := rpc.Dispense(sdk.PluginSetKey)
 	if err != nil {
-		t.Fatalf("dispense %q: %v", sdk.PluginSetKey, err)
+		return fail("", "dispense %q: %v", sdk.PluginSetKey, err)
 	}
 	pc, ok := raw.(*sdk.PluginClient)
 	if !ok {
-		t.Fatalf("dispense returned %T", raw)
+		return fail("", "dispense returned %T", raw)
 	}
 	k.pc = pc
+	return nil
 }
 
-func (k *kit) info(t *testing.T) {
-	k.logStderr(t)
-	info, err := k.pc.Info(k.ctx(t))
+// errorLines returns the last n error lines (or lines that are not log
+// entries, such as a panic) of the plugin's stderr, readable.
+func (k *kit) errorLines(n int) []string {
+	var out []string
+	for _, l := range k.stderr.lines(pluginLogLines) {
+		level, _, _ := strings.Cut(l, " ")
+		switch level {
+		case "TRACE", "DEBUG", "INFO", "WARN":
+		default:
+			out = append(out, l)
+		}
+	}
+	if len(out) > n {
+		out = out[len(out)-n:]
+	}
+	return out
+}
+
+func (k *kit) info(ctx context.Context, _ runner) []Problem {
+	info, err := k.pc.Info(ctx)
 	if err != nil {
-		t.Fatalf("Info: %v", err)
+		return []Problem{problem(PhaseInfo, "", "", "Info: %v", err)}
 	}
 	k.inf = info
 	k.caps = map[string]*pluginv1.Capability{}
+	var out []Problem
 	for _, c := range info.GetCapabilities() {
 		k.caps[c.GetId()] = c
 		if c.GetId() == sdk.ProbeCapability {
-			t.Errorf("Info lists %q: that capability is the SDK's hidden probe", sdk.ProbeCapability)
+			out = append(out, problem(PhaseInfo, c.GetId(), "", "Info lists %q: that capability is the SDK's hidden probe", sdk.ProbeCapability))
 		}
 	}
-	for _, p := range checkInfo(info) {
-		t.Error(p)
-	}
+	out = append(out, checkInfo(info)...)
 	for id := range k.cfg.Params {
 		if k.caps[id] == nil {
-			t.Errorf("Config.Params names capability %q, which the plugin does not declare", id)
+			out = append(out, problem(PhaseInfo, id, "", "Config.Params names capability %q, which the plugin does not declare", id))
 		}
 	}
 	for _, id := range k.cfg.SkipInvoke {
 		if k.caps[id] == nil {
-			t.Errorf("Config.SkipInvoke names capability %q, which the plugin does not declare", id)
+			out = append(out, problem(PhaseInfo, id, "", "Config.SkipInvoke names capability %q, which the plugin does not declare", id))
 		}
 	}
 	if !slices.Contains(info.GetFeatures(), sdk.FeatureHealthStream) {
-		t.Errorf("Info.features lacks %q: serve the plugin with sdk.Serve", sdk.FeatureHealthStream)
+		out = append(out, problem(PhaseInfo, "", "serve the plugin with sdk.Serve", "Info.features lacks %q", sdk.FeatureHealthStream))
 	}
+	return out
 }
 
-func (k *kit) configure(t *testing.T) {
-	k.logStderr(t)
+func (k *kit) configure(ctx context.Context, _ runner) []Problem {
 	guarded, err := sdk.ScopeGuard(k.inf.GetName(), k.node, k.inf.GetCapabilities(), k.host)
 	if err != nil {
-		t.Fatalf("scope guard: %v", err)
+		return []Problem{problem(PhaseConfigure, "", "", "scope guard: %v", err)}
 	}
-	resp, err := k.pc.Configure(k.ctx(t), sdk.ConfigureArgs{Config: k.cfg.PluginConfig, HostID: "plugintest", Node: k.node}, guarded)
+	resp, err := k.pc.Configure(ctx, sdk.ConfigureArgs{Config: k.cfg.PluginConfig, HostID: "plugintest", Node: k.node}, guarded)
 	if err != nil {
-		t.Fatalf("Configure with Config.PluginConfig %v: %v", k.cfg.PluginConfig, err)
-	}
-	for _, p := range checkStates("Configure", k.inf.GetCapabilities(), resp.GetStates()) {
-		t.Error(p)
+		return []Problem{problem(PhaseConfigure, "", "", "Configure with Config.PluginConfig %v: %v", k.cfg.PluginConfig, err)}
 	}
 	k.host.takeCalls()
+	return checkStates(PhaseConfigure, k.inf.GetCapabilities(), resp.GetStates())
 }
 
-func (k *kit) health(t *testing.T) {
-	k.logStderr(t)
-	hs, err := k.pc.Health(context.Background())
+func (k *kit) health(ctx context.Context, _ runner) []Problem {
+	// The stream lives until shutdown (or close), not just this phase.
+	hs, err := k.pc.Health(context.WithoutCancel(ctx))
 	if err != nil {
-		t.Fatalf("Health: %v", err)
+		return []Problem{problem(PhaseHealth, "", "", "Health: %v", err)}
 	}
 	k.stream = hs
-	k.parent.Cleanup(hs.Close)
 	first := make(chan error, 1)
 	var msg *pluginv1.HealthResponse
 	go func() {
@@ -274,124 +464,122 @@ func (k *kit) health(t *testing.T) {
 	select {
 	case err := <-first:
 		if err != nil {
-			t.Fatalf("Health: first message: %v", err)
+			return []Problem{problem(PhaseHealth, "", "", "Health: first message: %v", err)}
 		}
 	case <-time.After(2 * time.Second):
 		hs.Close()
-		t.Fatal("Health sent no first message within 2s: the first one must come at once")
-	}
-	for _, p := range checkStates("Health", k.inf.GetCapabilities(), msg.GetCapabilities()) {
-		t.Error(p)
+		<-first
+		k.stream = nil
+		return []Problem{problem(PhaseHealth, "", "the first one must come at once", "Health sent no first message within 2s")}
 	}
 	k.host.takeCalls()
+	return checkStates(PhaseHealth, k.inf.GetCapabilities(), msg.GetCapabilities())
 }
 
-func (k *kit) selfTest(t *testing.T) {
-	k.logStderr(t)
-	resp, err := k.pc.SelfTest(k.ctx(t), pluginv1.SelfTestMode_SELF_TEST_MODE_READ, 0)
+func (k *kit) selfTest(ctx context.Context, _ runner) []Problem {
+	resp, err := k.pc.SelfTest(ctx, pluginv1.SelfTestMode_SELF_TEST_MODE_READ, 0)
 	if err != nil {
-		t.Fatalf("SelfTest(read): %v", err)
+		return []Problem{problem(PhaseSelfTest, "", "", "SelfTest(read): %v", err)}
 	}
+	var out []Problem
 	if len(resp.GetChecks()) == 0 {
-		t.Error("SelfTest(read) returned no checks: return at least one named check (or do not implement sdk.SelfTester)")
+		out = append(out, problem(PhaseSelfTest, "", "return at least one named check (or do not implement sdk.SelfTester)", "SelfTest(read) returned no checks"))
 	}
-	for _, p := range checkSelfTest(k.inf.GetCapabilities(), resp) {
-		t.Error(p)
-	}
-	if calls := k.host.takeCalls(); len(calls) > 0 {
-		for _, c := range calls {
-			if m, _, _ := strings.Cut(c, " "); m != "GET" {
-				t.Errorf("SelfTest(read) called %s: read self-tests must not change anything", c)
-			}
+	out = append(out, checkSelfTest(k.inf.GetCapabilities(), resp)...)
+	for _, c := range k.host.takeCalls() {
+		if m, _, _ := strings.Cut(c, " "); m != "GET" {
+			out = append(out, problem(PhaseSelfTest, "", "read self-tests must not change anything", "SelfTest(read) called %s", c))
 		}
 	}
+	return out
 }
 
-func (k *kit) report(t *testing.T) {
-	k.logStderr(t)
+func (k *kit) report(ctx context.Context, _ runner) []Problem {
 	const budget = 2 * time.Second
 	start := time.Now()
-	resp, err := k.pc.Report(context.Background(), budget)
+	resp, err := k.pc.Report(ctx, budget)
 	if err != nil {
-		t.Fatalf("Report(budget %s): %v", budget, err)
+		return []Problem{problem(PhaseReport, "", "", "Report(budget %s): %v", budget, err)}
 	}
+	var out []Problem
 	if took := time.Since(start); took > budget {
-		t.Errorf("Report took %s, over its %s budget: return what you have when ctx's deadline nears", took, budget)
+		out = append(out, problem(PhaseReport, "", "return what you have when ctx's deadline nears", "Report took %s, over its %s budget", took, budget))
 	}
 	names := map[string]bool{}
 	for _, s := range resp.GetSections() {
 		switch {
 		case strings.TrimSpace(s.GetName()) == "":
-			t.Error("a report section has no name")
+			out = append(out, problem(PhaseReport, "", "", "a report section has no name"))
 		case names[s.GetName()]:
-			t.Errorf("report section %q appears twice", s.GetName())
+			out = append(out, problem(PhaseReport, "", "", "report section %q appears twice", s.GetName()))
 		}
 		names[s.GetName()] = true
 	}
 	for _, c := range k.host.takeCalls() {
 		if m, _, _ := strings.Cut(c, " "); m != "GET" {
-			t.Errorf("Report called %s: reports must not change anything", c)
+			out = append(out, problem(PhaseReport, "", "reports must not change anything", "Report called %s", c))
 		}
 	}
+	return out
 }
 
-func (k *kit) invokeAll(t *testing.T) {
-	k.logStderr(t)
+func (k *kit) invokeAll(_ context.Context, r runner) []Problem {
 	for _, c := range k.inf.GetCapabilities() {
 		if slices.Contains(k.cfg.SkipInvoke, c.GetId()) {
 			continue
 		}
-		t.Run(c.GetId(), func(t *testing.T) {
-			for _, p := range k.invokeOne(k.ctx(t), c) {
-				t.Error(p)
-			}
-		})
+		r.run(c.GetId(), func(ctx context.Context, _ runner) []Problem { return k.invokeOne(ctx, c) })
 	}
+	return nil
 }
 
 // invokeOne invokes c with its configured params and returns problems.
-func (k *kit) invokeOne(ctx context.Context, c *pluginv1.Capability) []string {
+// Every API call that reaches the proxy while the call runs is charged
+// to c (see the package doc).
+func (k *kit) invokeOne(ctx context.Context, c *pluginv1.Capability) []Problem {
 	id := c.GetId()
+	fail := func(hint, format string, args ...any) Problem { return problem(PhaseInvoke, id, hint, format, args...) }
 	req := &pluginv1.InvokeRequest{Capability: id, SchemaVersion: c.GetSchemaVersion(), OpId: "plugintest-" + id}
 	if p := k.cfg.Params[id]; p != nil {
 		s, err := structpb.NewStruct(p)
 		if err != nil {
-			return []string{fmt.Sprintf("Config.Params[%q] cannot be sent: %v", id, err)}
+			return []Problem{fail("", "Config.Params[%q] cannot be sent: %v", id, err)}
 		}
 		req.Params = s
 	}
+	k.host.takeCalls() // calls made between phases are nobody's
 	resp, err := k.pc.Invoke(ctx, req)
-	calls := k.host.takeCalls()
-	problems := checkCallsInScope(c, k.node, calls)
+	problems := checkCallsInScope(c, k.node, k.host.takeCalls())
 	var pe *sdk.PluginError
 	switch {
 	case errors.As(err, &pe) && pe.Code == sdk.CodePermissionDenied && strings.Contains(pe.Message, "declared API scopes"):
-		problems = append(problems, fmt.Sprintf("capability %q called the API outside the plugin's declared scopes (%s): add the path to its Capability.API", id, pe.Message))
+		problems = append(problems, fail("add the path to its Capability.API (the agent refuses it too)",
+			"capability %q called the API outside the plugin's declared scopes (%s)", id, pe.Message))
 	case errors.As(err, &pe) && pe.Code == sdk.CodeNotApplicable:
 		// Fine when the capability says so in its state.
-		if !k.notApplicable(id) {
-			problems = append(problems, fmt.Sprintf("capability %q answered not-applicable, but its state is not STATE_NOT_APPLICABLE: call host.SetState(%q, sdk.StateNotApplicable, why)", id, id))
+		if !k.notApplicable(ctx, id) {
+			problems = append(problems, fail(fmt.Sprintf("call host.SetState(%q, sdk.StateNotApplicable, why)", id),
+				"capability %q answered not-applicable, but its state is not STATE_NOT_APPLICABLE", id))
 		}
 	case errors.As(err, &pe) && pe.Code == sdk.CodeInvalidParams:
-		problems = append(problems, fmt.Sprintf("capability %q refused its params (%v): set Config.Params[%q] (or SkipInvoke it)", id, pe, id))
+		problems = append(problems, fail(fmt.Sprintf("set Config.Params[%q] (or SkipInvoke it)", id), "capability %q refused its params (%v)", id, pe))
 	case err != nil:
-		problems = append(problems, fmt.Sprintf("invoke %q against the simulator: %v", id, err))
+		problems = append(problems, fail("", "invoke %q against the simulator: %v", id, err))
 	default:
 		for _, u := range resp.GetUpids() {
 			if !strings.HasPrefix(u, "UPID:") {
-				problems = append(problems, fmt.Sprintf("capability %q reported task %q, which is not a UPID", id, u))
+				problems = append(problems, fail("", "capability %q reported task %q, which is not a UPID", id, u))
 			}
 		}
 	}
 	return problems
 }
 
-func (k *kit) notApplicable(id string) bool {
-	if k.stream == nil {
-		return false
-	}
+func (k *kit) notApplicable(ctx context.Context, id string) bool {
 	// Configure's states are not kept; ask again through a fresh stream.
-	hs, err := k.pc.Health(context.Background())
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	hs, err := k.pc.Health(ctx)
 	if err != nil {
 		return false
 	}
@@ -411,8 +599,10 @@ func (k *kit) notApplicable(id string) bool {
 // scopeRefusal makes the plugin call paths outside its scopes through the
 // real broker connection and checks the proxy refuses them, naming the
 // path and the plugin.
-func (k *kit) scopeRefusal(t *testing.T) {
-	k.logStderr(t)
+func (k *kit) scopeRefusal(ctx context.Context, _ runner) []Problem {
+	fail := func(hint, format string, args ...any) Problem {
+		return problem(PhaseScopeRefusal, "", hint, format, args...)
+	}
 	var all []apiscope.Scope
 	for _, c := range k.inf.GetCapabilities() {
 		all = append(all, apiscope.FromProto(c.GetApi())...)
@@ -425,35 +615,41 @@ func (k *kit) scopeRefusal(t *testing.T) {
 		}
 	}
 	if outside == "" {
-		t.Fatalf("the plugin's scopes cover all of %v: no capability should need those", outsidePaths)
+		return []Problem{fail("no capability should need those", "the plugin's scopes cover all of %v", outsidePaths)}
 	}
+	var out []Problem
+	k.host.takeCalls()
 	for _, path := range []string{outside, "/nodes/" + k.node + "/../.." + outside} {
 		req := &pluginv1.InvokeRequest{Capability: sdk.ProbeCapability, SchemaVersion: 1}
 		req.Params, _ = structpb.NewStruct(map[string]any{"method": "GET", "path": path})
-		_, err := k.pc.Invoke(k.ctx(t), req)
+		_, err := k.pc.Invoke(ctx, req)
 		var pe *sdk.PluginError
 		switch {
 		case errors.As(err, &pe) && pe.Code == sdk.CodeUnknownCapability:
-			t.Fatalf("the plugin does not serve %q with %s=1: build it with this felhom sdk", sdk.ProbeCapability, sdk.EnvPluginTest)
+			return append(out, fail("build it with this felhom sdk", "the plugin does not serve %q with %s=1", sdk.ProbeCapability, sdk.EnvPluginTest))
 		case err == nil:
-			t.Errorf("GET %s went through: the API proxy must refuse paths outside the declared scopes", path)
+			out = append(out, fail("the API proxy must refuse paths outside the declared scopes", "GET %s went through", path))
 		case !errors.As(err, &pe) || pe.Code != sdk.CodePermissionDenied:
-			t.Errorf("GET %s: err = %v, want permission denied", path, err)
+			out = append(out, fail("", "GET %s: err = %v, want permission denied", path, err))
 		case !strings.Contains(pe.Message, fmt.Sprintf("%q", path)) || !strings.Contains(pe.Message, "plugin "+k.inf.GetName()):
-			t.Errorf("GET %s: refusal %q does not name the path and the plugin", path, pe.Message)
+			out = append(out, fail("", "GET %s: refusal %q does not name the path and the plugin", path, pe.Message))
 		}
 	}
 	if calls := k.host.takeCalls(); len(calls) > 0 {
-		t.Errorf("refused calls reached the simulator: %v", calls)
+		out = append(out, fail("", "refused calls reached the simulator: %v", calls))
 	}
+	return out
 }
 
-func (k *kit) shutdown(t *testing.T) {
-	k.logStderr(t)
-	const grace = 2 * time.Second
-	if err := k.pc.Shutdown(context.Background(), grace); err != nil {
-		t.Fatalf("Shutdown: %v", err)
+func (k *kit) shutdown(ctx context.Context, _ runner) []Problem {
+	fail := func(hint, format string, args ...any) []Problem {
+		return []Problem{problem(PhaseShutdown, "", hint, format, args...)}
 	}
+	const grace = 2 * time.Second
+	if err := k.pc.Shutdown(ctx, grace); err != nil {
+		return fail("", "Shutdown: %v", err)
+	}
+	var out []Problem
 	if k.stream != nil {
 		ended := make(chan error, 1)
 		go func() {
@@ -467,44 +663,24 @@ func (k *kit) shutdown(t *testing.T) {
 		select {
 		case err := <-ended:
 			if !errors.Is(err, io.EOF) && !errors.Is(err, sdk.ErrPluginCrashed) {
-				t.Errorf("health stream after Shutdown ended with %v, want end of stream", err)
+				out = append(out, problem(PhaseShutdown, "", "", "health stream after Shutdown ended with %v, want end of stream", err))
 			}
 		case <-time.After(grace):
-			t.Error("health stream still open after Shutdown: the SDK ends it; is the plugin's Close blocking?")
+			out = append(out, problem(PhaseShutdown, "", "the SDK ends it; is the plugin's Close blocking?", "health stream still open after Shutdown"))
 			k.stream.Close()
+			<-ended
 		}
 	}
 	if k.proc == nil {
-		return
+		return out
 	}
 	select {
 	case <-k.pc.Exited():
 	case <-time.After(grace + time.Second):
-		t.Fatalf("the plugin process did not exit within %s of Shutdown", grace+time.Second)
+		return append(out, fail("", "the plugin process did not exit within %s of Shutdown", grace+time.Second)...)
 	}
 	if code := k.proc.ProcessState.ExitCode(); code != 0 {
-		t.Errorf("the plugin exited with status %d after Shutdown, want 0", code)
+		out = append(out, problem(PhaseShutdown, "", "", "the plugin exited with status %d after Shutdown, want 0", code))
 	}
-}
-
-// syncBuffer collects a plugin's stderr.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) tail(n int) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	lines := strings.Split(strings.TrimRight(s.b.String(), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
+	return out
 }

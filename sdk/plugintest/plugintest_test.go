@@ -2,6 +2,7 @@ package plugintest
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,16 +32,92 @@ func TestDemoInProcess(t *testing.T) {
 		PluginConfig: map[string]any{"greeting": "szia"}, SimOptions: pvesim.Options{TaskDuration: 20 * time.Millisecond}})
 }
 
-func TestDemoBinary(t *testing.T) {
+func buildDemo(t *testing.T) string {
+	t.Helper()
 	bin := filepath.Join(t.TempDir(), "felhom-plugin-demo_v1.0.0")
 	build := exec.Command("go", "build", "-o", bin, "../testdata/demoplugin")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build demo plugin: %v\n%s", err, out)
 	}
+	return bin
+}
+
+func TestDemoBinary(t *testing.T) {
+	bin := buildDemo(t)
+	t.Run("Run", func(t *testing.T) {
+		checkGoroutines(t)
+		Run(t, Config{Binary: bin, Params: demoParams, SkipInvoke: demoSkip,
+			SimOptions: pvesim.Options{TaskDuration: 20 * time.Millisecond}})
+	})
+	t.Run("Check", func(t *testing.T) {
+		checkGoroutines(t)
+		rep, err := Check(context.Background(), Config{Binary: bin, Params: demoParams, SkipInvoke: demoSkip,
+			SimOptions: pvesim.Options{TaskDuration: 20 * time.Millisecond}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !rep.OK() || rep.StoppedAt != "" || rep.Plugin != "demo" {
+			t.Errorf("the demo plugin did not pass: plugin %q, stopped at %q\n%s", rep.Plugin, rep.StoppedAt, rep)
+		}
+		// The plugin logs at debug under the kit: its stderr comes back
+		// decoded, not as JSON.
+		if len(rep.PluginLog) == 0 {
+			t.Fatal("Report.PluginLog is empty")
+		}
+		for _, l := range rep.PluginLog {
+			if strings.HasPrefix(l, "{") || strings.Contains(l, `\u00`) || strings.Contains(l, "@level") {
+				t.Errorf("plugin log line not decoded: %s", l)
+			}
+		}
+	})
+}
+
+// badID is an in-process plugin whose Info breaks the ID rule.
+type badID struct{ sneaky }
+
+func (badID) Info() sdk.Info {
+	i := sneaky{}.Info()
+	i.Capabilities[0].ID = "SneakyVersion"
+	return i
+}
+
+func TestCheckStopsAtInvalidInfo(t *testing.T) {
 	checkGoroutines(t)
-	Run(t, Config{Binary: bin, Params: demoParams, SkipInvoke: demoSkip,
-		SimOptions: pvesim.Options{TaskDuration: 20 * time.Millisecond}})
+	rep, err := Check(context.Background(), Config{Plugin: badID{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.StoppedAt != PhaseHandshake || len(rep.Problems) != 1 {
+		t.Fatalf("want one handshake problem and a stop; got stopped at %q:\n%s", rep.StoppedAt, rep)
+	}
+	if p := rep.Problems[0]; p.Phase != PhaseHandshake || !strings.Contains(p.Message, `capability "SneakyVersion": IDs must be lowercase`) {
+		t.Errorf("problem = %+v", p)
+	}
+}
+
+func TestCheckRefusesBadConfig(t *testing.T) {
+	for name, cfg := range map[string]Config{
+		"neither": {},
+		"both":    {Binary: "/bin/true", Plugin: sneaky{}},
+	} {
+		if _, err := Check(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "set exactly one of Binary") {
+			t.Errorf("%s: err = %v", name, err)
+		}
+	}
+}
+
+func TestCheckReportsCanceledContext(t *testing.T) {
+	checkGoroutines(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	rep, err := Check(ctx, Config{Plugin: sneaky{}})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("err = %v, want context.Canceled", err)
+	}
+	if rep == nil || rep.OK() {
+		t.Errorf("a run whose context ended reported no problems: %v", rep)
+	}
 }
 
 func TestCheckInfoSaysWhatToFix(t *testing.T) {
@@ -55,7 +132,7 @@ func TestCheckInfoSaysWhatToFix(t *testing.T) {
 				Api: []*pluginv1.APIScope{{Method: "GET", Path: "/storage"}}},
 			{Id: "storage.nuke", SchemaVersion: 0, Description: ""},
 		}}
-	got := strings.Join(checkInfo(info), "\n")
+	got := joinProblems(checkInfo(info))
 	for _, want := range []string{
 		`plugin name "My_Plugin"`,
 		`version "v1.2.0": drop the leading "v" (1.2.0)`,
@@ -87,7 +164,7 @@ func TestCheckStatesAndSelfTest(t *testing.T) {
 		{Id: "a.x", State: pluginv1.State_STATE_AVAILABLE},
 		{Id: "a.b", State: pluginv1.State_STATE_UNSPECIFIED},
 	}
-	got := strings.Join(checkStates("Health", caps, states), "\n")
+	got := joinProblems(checkStates(PhaseHealth, caps, states))
 	for _, want := range []string{`undeclared capability "a.x"`, `capability "a.b" has two states`, `"a.b" has no valid state`, `no state for capability "a.c"`} {
 		if !strings.Contains(got, want) {
 			t.Errorf("checkStates lacks %q; got:\n%s", want, got)
@@ -98,7 +175,7 @@ func TestCheckStatesAndSelfTest(t *testing.T) {
 		{Name: "x", Status: pluginv1.CheckStatus_CHECK_STATUS_FAIL, Detail: "no route"},
 		{Name: "x", Status: pluginv1.CheckStatus_CHECK_STATUS_UNSPECIFIED, Capability: "z.z"},
 	}}
-	got = strings.Join(checkSelfTest(caps, st), "\n")
+	got = joinProblems(checkSelfTest(caps, st))
 	for _, want := range []string{"check #1 has no name", `check "x" failed against the simulator: no route`,
 		`check "x" appears twice`, `check "x" has no status`, `names capability "z.z"`} {
 		if !strings.Contains(got, want) {
@@ -132,26 +209,34 @@ func (sneaky) Configure(context.Context, sdk.Host, sdk.Config) error { return ni
 
 func TestInvokeFindsUndeclaredCalls(t *testing.T) {
 	checkGoroutines(t)
-	k := &kit{cfg: Config{Plugin: sneaky{}, Timeout: 5 * time.Second}, parent: t}
-	k.sim = pvesim.Start(t, pvesim.Options{Seed: true})
-	k.node = k.sim.Node()
-	k.host = &simHost{sim: k.sim, client: k.sim.Client(t), token: k.sim.AdminToken()}
-	for _, step := range []func(*testing.T){k.handshake, k.info, k.configure} {
-		step(t)
+	rep, err := Check(context.Background(), Config{Plugin: sneaky{}, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
 	}
-	ctx := context.Background()
-	got := strings.Join(k.invokeOne(ctx, k.caps["sneaky.peek"]), "\n")
-	if !strings.Contains(got, `capability "sneaky.peek" called GET /version, which is not in its own API scopes`) {
-		t.Errorf("peek: %q", got)
+	peek := rep.Find(PhaseInvoke, "sneaky.peek")
+	if len(peek) != 1 || peek[0].Message != `capability "sneaky.peek" called GET /version, which is not in its own API scopes` ||
+		!strings.Contains(peek[0].Hint, `add {Method: "GET", Path: ...} to its Capability.API`) {
+		t.Errorf("peek: %+v", peek)
 	}
-	got = strings.Join(k.invokeOne(ctx, k.caps["sneaky.escape"]), "\n")
-	if !strings.Contains(got, `capability "sneaky.escape" called the API outside the plugin's declared scopes`) ||
-		!strings.Contains(got, `"/access/users"`) {
-		t.Errorf("escape: %q", got)
+	escape := rep.Find(PhaseInvoke, "sneaky.escape")
+	if len(escape) != 1 || !strings.Contains(escape[0].Message, `capability "sneaky.escape" called the API outside the plugin's declared scopes`) ||
+		!strings.Contains(escape[0].Message, `"/access/users"`) || escape[0].Hint == "" {
+		t.Errorf("escape: %+v", escape)
 	}
-	if p := k.invokeOne(ctx, k.caps["sneaky.version"]); len(p) != 0 {
+	if p := rep.Find(PhaseInvoke, "sneaky.version"); len(p) != 0 {
 		t.Errorf("a well-declared capability was flagged: %v", p)
 	}
+	if rep.StoppedAt != "" || len(rep.Find(PhaseShutdown, "")) != 0 {
+		t.Errorf("the run did not go through to a clean shutdown:\n%s", rep)
+	}
+}
+
+func joinProblems(ps []Problem) string {
+	var b strings.Builder
+	for _, p := range ps {
+		b.WriteString(p.String() + "\n")
+	}
+	return b.String()
 }
 
 // checkGoroutines fails t when goroutines started during the test outlive

@@ -475,8 +475,12 @@ func (x *InfoResponse) GetMinCoreProtocolMinor() uint32 {
 
 // APIScope is one Proxmox API method and path a capability may use through
 // the core's API proxy. Path segments in braces are wildcards for one
-// segment ({node}, {vmid}, {storage}, {upid}, {any}); a final "/**"
-// matches any deeper path. {node} is bound to this host's node.
+// segment: {node} (bound to this host's node), {vmid} (a guest ID),
+// {storage} (a storage ID), {upid} (a task ID, "UPID:..."), {volume} (a
+// volume ID, "<storage>:<name>", the one wildcard whose segment may hold
+// an encoded "/" (%2F), e.g. "local:backup%2Fvzdump-lxc-100.tar.zst") and
+// {any} (any single segment). A final "/**" matches one or more deeper
+// segments. Package sdk/apiscope holds the exact rules.
 type APIScope struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Method        string                 `protobuf:"bytes,1,opt,name=method,proto3" json:"method,omitempty"`
