@@ -27,7 +27,14 @@
 //     and execs by path, leaving a window). argv[0] is the file name.
 //   - The SHA-256 is pinned in the lock file (sha256sum format, written by
 //     [Pin] / `felhom-agent plugins pin`, atomically). The lock file obeys
-//     the same owner/mode rule.
+//     the same owner/mode rule. The first launch of a binary in this Host
+//     always hashes the descriptor it executes (mapped, ~10 ms of CPU per
+//     13 MB). The Host remembers the result, in memory only, keyed on the
+//     file's device, inode, size, mtime and ctime, when the file had been
+//     unchanged for a second before hashing and still was after: a
+//     restart or a re-launch of that same unchanged file reuses it, while
+//     any write, rename or replacement makes it hash again. A new agent
+//     process hashes everything.
 //   - The go-plugin handshake completes within [Options].HandshakeTimeout
 //     (default 2s): a binary that is not a plugin (wrong cookie, garbage
 //     on stdout, exits at once, hangs) is refused with go-plugin's reason
@@ -39,7 +46,19 @@
 //
 // # Launch
 //
-// All plugins launch in parallel. The exec is ours (ClientConfig.RunnerFunc):
+// Each plugin goes through its own pipeline on its own goroutine (open,
+// hash, prepare, fork, handshake, Info, conflict check, Configure,
+// register): no plugin waits for another's handshake or Configure. Two
+// things are shared. Forks wait until every plugin of the Start is hashed
+// (at most 500 ms): plugin processes started early slow down the hashes
+// still running, and hashing first, then forking all, measured faster.
+// Conflicts are decided in name order. Hashing yields to the scheduler
+// every 256 KiB, so it never holds every P while other plugins'
+// handshakes wait. At debug level Start logs each plugin's phase
+// durations ("plugin start phases") and the total ("plugin host
+// started").
+//
+// The exec is ours (ClientConfig.RunnerFunc):
 // the host environment is not inherited (only go-plugin's variables, the
 // TLS fd number and PATH=/usr/sbin:/usr/bin:/sbin:/bin), the process gets
 // its own process group (a kill takes its children too) and
@@ -50,8 +69,9 @@
 // it closes.
 //
 // The channel is mutually authenticated with sdk/plugintls (a per-launch
-// ed25519 pair, each side pinning the other's certificate, passed on an
-// inherited pipe), not go-plugin's AutoMTLS (two P-521 keys per launch).
+// ECDSA P-256 pair for each side, each side pinning the other's
+// certificate, passed on an inherited pipe), not go-plugin's AutoMTLS (two
+// P-521 keys per launch).
 //
 // Plugins run as [Options].User (default nobody), with no supplementary
 // groups; go-plugin's socket dir is handed to that user (0700) and the
@@ -71,23 +91,26 @@
 // # After launch
 //
 // Capabilities conflicting with another plugin's refuse the later plugin
-// in name order (deterministic regardless of launch order), with an error
-// naming both and the config keys that resolve it (plugins.disabled,
-// plugins.owners). Then Configure hands the plugin its settings and its
+// in name order (deterministic regardless of launch order: a plugin is
+// decided once every earlier name is), with an error naming both and the
+// config keys that resolve it (plugins.disabled, plugins.owners). Then
+// Configure hands the plugin its settings and its
 // host services: the Proxmox API proxy limited by sdk.ScopeGuard to the
 // methods and paths its capabilities declare ({node} bound to this node;
 // anything else is gRPC PermissionDenied naming path and plugin, logged and
 // audited), the task waiter, and HostLog events into an audit ring
 // ([Host.Audit]). The API token stays in the [APIBackend]. The generation
-// is swapped into the registry and its health stream feeds the registry's
-// per-capability states.
+// is swapped into the registry with the states the Configure answer
+// carried; once every plugin of the Start is registered, each plugin's
+// health stream opens and feeds the registry's per-capability states.
 //
 // # Supervision
 //
 // A plugin process that exits without being asked is a crash: in-flight
 // calls fail with a [*CrashError] (errors.Is [ErrPluginCrashed], naming the
 // plugin and how it ended), its registry entries turn unhealthy, and it is
-// restarted (verified again from scratch) after an exponential, jittered
+// restarted (verified again: owner, mode, lock entry; the hash is reused
+// only for the unchanged file) after an exponential, jittered
 // backoff. After [RestartPolicy].MaxCrashes crashes within the window it
 // is quarantined: registry state quarantined, and the reason carries its
 // last stderr lines. Panics in plugin code stay in the plugin process;

@@ -60,6 +60,8 @@ type Host struct {
 
 	// trace times Start's phases (debug log, benchmarks).
 	trace startTrace
+	// hashes remembers what this Host has hashed, for restarts.
+	hashes hashCache
 }
 
 // managed is one plugin name: its candidate binaries and its running
@@ -105,46 +107,54 @@ func (h *Host) Registry() *registry.Registry { return h.reg }
 // Audit returns the last HostLog events the plugins sent, oldest first.
 func (h *Host) Audit() []AuditEvent { return h.audit.list() }
 
-// Start discovers the plugins and brings them up:
+// Start discovers the plugins and brings them up. Each plugin goes
+// through its own pipeline on its own goroutine: no plugin waits for
+// another one's handshake, Info or Configure.
 //
 //  1. Scan the plugin dir; check it.
-//  2. In parallel, for each plugin name, newest version first: open the
-//     binary once, check owner and mode on the descriptor, check its
-//     SHA-256 against the lock file, exec that descriptor, do the
-//     handshake and Info, check Info against the file name and the
-//     protocol, and the needs-root rule. A refused version falls back to
-//     the next older one; every refusal is kept for Status.
-//  3. In name order, refuse plugins whose capabilities conflict with an
-//     earlier plugin's (deterministic whatever the launch order was).
-//  4. In parallel: Configure with the scoped host services, register the
-//     generation, open the health stream, start supervising.
+//  2. For each plugin name, newest version first: open the binary once,
+//     check owner and mode on the descriptor, check its SHA-256 against
+//     the lock file, exec that descriptor (the fork waits until every
+//     plugin is hashed, see hashGate), do the handshake and Info, check
+//     Info against the file name and the protocol, and the needs-root
+//     rule. A refused version falls back to the next older one; every
+//     refusal is kept for Status.
+//  3. Refuse a plugin whose capabilities conflict with an earlier plugin's
+//     in name order. Each plugin waits only until every earlier name is
+//     decided, so the outcome does not depend on launch order.
+//  4. Configure it with its scoped host services, register the
+//     generation, start supervising. The health streams open once every
+//     plugin is registered (the Configure answers carried the initial
+//     states), each on its own goroutine: Start does not wait for them.
 //
 // A plugin that fails never fails Start: it is refused and reported. Start
 // returns an error only when the plugin dir itself cannot be used.
 func (h *Host) Start(ctx context.Context) error {
 	h.trace.begin = time.Now()
-	insts, err := h.bringUp(ctx)
+	var mu sync.Mutex
+	var running []*instance
+	err := h.bringUp(ctx, func(inst *instance) {
+		if err := h.activate(ctx, inst); err != nil {
+			inst.kill()
+			h.setRefused(inst.m, asRefusal(inst.cand, err))
+			return
+		}
+		h.trace.set(inst.m.name, inst.stamps)
+		h.spawn(func() { h.supervise(inst.m, inst) })
+		mu.Lock()
+		running = append(running, inst)
+		mu.Unlock()
+	})
 	if err != nil {
 		return err
 	}
-	var wg sync.WaitGroup
-	for _, inst := range insts {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := h.activate(ctx, inst); err != nil {
-				inst.kill()
-				h.setRefused(inst.m, asRefusal(inst.cand, err))
-				return
-			}
-			h.trace.set(inst.m.name, inst.stamps)
-			h.wg.Add(1)
-			go h.supervise(inst.m, inst)
-		}()
-	}
-	wg.Wait()
 	h.trace.done = time.Now()
-	h.log.Debug("plugin host started", h.trace.summary()...)
+	for _, inst := range running {
+		h.watch(inst)
+	}
+	if h.log.IsDebug() {
+		h.trace.log(h.log)
+	}
 	return nil
 }
 
@@ -157,14 +167,18 @@ func Inspect(ctx context.Context, opts Options) ([]PluginStatus, error) {
 		return nil, err
 	}
 	defer h.closeDir()
-	insts, err := h.bringUp(ctx)
-	if err != nil {
-		return nil, err
-	}
-	for _, inst := range insts {
+	var mu sync.Mutex
+	var insts []*instance
+	err = h.bringUp(ctx, func(inst *instance) {
 		inst.m.mu.Lock()
 		inst.m.state, inst.m.cur = StateOK, inst
 		inst.m.mu.Unlock()
+		mu.Lock()
+		insts = append(insts, inst)
+		mu.Unlock()
+	})
+	if err != nil {
+		return nil, err
 	}
 	st := h.Status()
 	var wg sync.WaitGroup
@@ -180,31 +194,32 @@ func Inspect(ctx context.Context, opts Options) ([]PluginStatus, error) {
 	return st, nil
 }
 
-// bringUp runs Start's steps 1–3 and returns the surviving instances,
-// sorted by name.
-func (h *Host) bringUp(ctx context.Context) ([]*instance, error) {
+// bringUp runs Start's steps 1–3, one goroutine per plugin name, and hands
+// every instance that passed them to accepted (on that plugin's goroutine,
+// so accepted calls overlap). It returns when every accepted call has.
+func (h *Host) bringUp(ctx context.Context, accepted func(*instance)) error {
 	h.mu.Lock()
 	if h.started {
 		h.mu.Unlock()
-		return nil, errors.New("plugin host already started")
+		return errors.New("plugin host already started")
 	}
 	h.started = true
 	h.mu.Unlock()
 
 	if h.o.asRoot {
 		if err := searchable(h.o.SocketDir, h.o.uid, h.o.gid); err != nil {
-			return nil, fmt.Errorf("plugin socket dir: %w: user %s could not create its socket there", err, h.o.User)
+			return fmt.Errorf("plugin socket dir: %w: user %s could not create its socket there", err, h.o.User)
 		}
 	}
 	s, err := scanDir(h.o.Dir)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	h.trace.scan = time.Now()
 	h.mu.Lock()
 	h.dir = s.dir
 	h.bad = s.bad
-	var todo []*managed
+	var todo []*managed // in name order
 	for _, name := range s.names() {
 		m := &managed{name: name, cands: s.byName[name], ring: newLineRing(h.o.StderrLines)}
 		h.plugins[name] = m
@@ -220,44 +235,57 @@ func (h *Host) bringUp(ctx context.Context) ([]*instance, error) {
 	h.mu.Unlock()
 
 	lock, lockErr := readLock(h.o.LockFile)
-	launched := make([]*instance, len(todo))
+	// Conflicts are decided in name order against a scratch registry with
+	// the same owners: the earlier name keeps the capability. decided[i]
+	// closes once todo[i] is decided, which is after decided[i-1].
+	scratch, err := registry.New(registry.Options{Owners: h.o.Owners})
+	if err != nil {
+		return err
+	}
+	var scratchMu sync.Mutex
+	decided := make([]chan struct{}, len(todo))
+	for i := range decided {
+		decided[i] = make(chan struct{})
+	}
+	gate := newHashGate(len(todo))
 	var wg sync.WaitGroup
 	for i, m := range todo {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			launched[i] = h.pick(ctx, m, lock, lockErr)
+			inst := h.pick(ctx, m, lock, lockErr, gate.member())
+			if i > 0 {
+				<-decided[i-1] // every pick returns (bounded by HandshakeTimeout)
+			}
+			var conflict error
+			if inst != nil {
+				scratchMu.Lock()
+				_, conflict = scratch.Swap(m.name, inst.generation())
+				scratchMu.Unlock()
+			}
+			close(decided[i])
+			switch {
+			case inst == nil:
+			case conflict != nil:
+				inst.kill()
+				h.setRefused(m, Refusal{File: inst.cand.File, Version: inst.cand.Version.String(), Code: RefusedConflict, Reason: conflict.Error()})
+			default:
+				inst.stamps.mark(phaseConflict)
+				accepted(inst)
+			}
 		}()
 	}
 	wg.Wait()
-
-	// Conflicts, in name order, against a scratch registry with the same
-	// owners: the earlier name keeps the capability.
-	scratch, err := registry.New(registry.Options{Owners: h.o.Owners})
-	if err != nil {
-		return nil, err
-	}
-	var out []*instance
-	for _, inst := range launched {
-		if inst == nil {
-			continue
-		}
-		if _, err := scratch.Swap(inst.m.name, inst.generation()); err != nil {
-			inst.kill()
-			h.setRefused(inst.m, Refusal{File: inst.cand.File, Version: inst.cand.Version.String(), Code: RefusedConflict, Reason: err.Error()})
-			continue
-		}
-		inst.stamps.mark(phaseConflict)
-		out = append(out, inst)
-	}
-	return out, nil
+	return nil
 }
 
-// pick launches the newest version of m that passes every check.
-func (h *Host) pick(ctx context.Context, m *managed, lock map[string]string, lockErr error) *instance {
+// pick launches the newest version of m that passes every check. gate
+// holds the exec back until every plugin of this Start is hashed.
+func (h *Host) pick(ctx context.Context, m *managed, lock map[string]string, lockErr error, gate *gateMember) *instance {
+	defer gate.hashed() // a plugin refused before hashing must not hold the others
 	for _, c := range m.cands {
 		st := newStamps()
-		inst, err := h.launch(ctx, m, c, lock, lockErr, st)
+		inst, err := h.launch(ctx, m, c, lock, lockErr, st, gate)
 		if err == nil {
 			if len(m.refusals) > 0 {
 				h.log.Warn("plugin: newer version refused, running an older one",

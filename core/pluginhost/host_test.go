@@ -396,7 +396,18 @@ func TestConflictsAndOwners(t *testing.T) {
 	dir := pluginDir(t, map[string]string{"felhom-plugin-dupa_v1.0.0": tp, "felhom-plugin-dupb_v1.0.0": tp, "felhom-plugin-off_v1.0.0": tp})
 	pin(t, dir)
 
-	h := startHost(t, Options{Dir: dir, Disabled: []string{"off"}})
+	// dupa answers Info well after dupb: the earlier name still wins,
+	// whatever the launch order.
+	h := newHost(t, Options{Dir: dir, Disabled: []string{"off"}})
+	t.Cleanup(func() { _ = h.Stop(context.Background()) })
+	h.testHookBeforeExec = func(file string) {
+		if strings.Contains(file, "dupa") {
+			time.Sleep(300 * time.Millisecond)
+		}
+	}
+	if err := h.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	a, b := statusOf(t, h, "dupa"), statusOf(t, h, "dupb")
 	if a.State != StateRunning || b.State != StateRefused || b.Refused[0].Code != RefusedConflict {
 		t.Fatalf("dupa %s, dupb %s %+v", a.State, b.State, b.Refused)

@@ -69,8 +69,9 @@ func (inst *instance) generation() *registry.Generation {
 }
 
 // launch verifies one candidate binary, executes it and reads its Info.
-// Every failure is a *refusedError naming why.
-func (h *Host) launch(ctx context.Context, m *managed, c candidate, lock map[string]string, lockErr error, st *stamps) (*instance, error) {
+// Every failure is a *refusedError naming why. gate (nil for restarts)
+// holds the exec back until the other plugins of this Start are hashed.
+func (h *Host) launch(ctx context.Context, m *managed, c candidate, lock map[string]string, lockErr error, st *stamps, gate *gateMember) (*instance, error) {
 	h.mu.Lock()
 	dir := h.dir
 	h.mu.Unlock()
@@ -92,15 +93,18 @@ func (h *Host) launch(ctx context.Context, m *managed, c candidate, lock map[str
 		}
 		return nil, refuse(RefusedUnsafeLock, lockErr, "%v", lockErr)
 	}
-	if err := b.checkPinned(lock, h.o.LockFile); err != nil {
+	if err := b.verify(lock, h.o.LockFile, &h.hashes); err != nil {
 		return nil, err
 	}
-	st.mark(phaseHash)
+	if !b.cached {
+		st.mark(phaseHash)
+	}
+	gate.hashed()
 	h.rootMu.Lock()
 	asRoot := h.o.asRoot && h.o.allowRoot[m.name] && h.rootNeeded[b.sha256]
 	h.rootMu.Unlock()
 
-	inst, err := h.exec(ctx, m, c, b, asRoot, st)
+	inst, err := h.exec(ctx, m, c, b, asRoot, st, gate)
 	if err != nil {
 		return nil, err
 	}
@@ -128,11 +132,13 @@ func (h *Host) launch(ctx context.Context, m *managed, c candidate, lock map[str
 	h.rootNeeded[b.sha256] = true
 	h.rootMu.Unlock()
 	h.log.Info("plugin: relaunching as root (it needs root and plugins.allow_root lists it)", "plugin", m.name, "capability", needs)
-	return h.exec(ctx, m, c, b, true, st)
+	return h.exec(ctx, m, c, b, true, st, nil)
 }
 
-// exec runs the verified descriptor and does the handshake and Info.
-func (h *Host) exec(ctx context.Context, m *managed, c candidate, b *binary, asRoot bool, st *stamps) (_ *instance, err error) {
+// exec runs the verified descriptor and does the handshake and Info. The
+// fork waits at gate (see hashGate); everything before it (TLS pair,
+// go-plugin client, socket dir, pipes) is done while others still hash.
+func (h *Host) exec(ctx context.Context, m *managed, c candidate, b *binary, asRoot bool, st *stamps, gate *gateMember) (_ *instance, err error) {
 	if h.testHookBeforeExec != nil {
 		h.testHookBeforeExec(c.File)
 	}
@@ -171,6 +177,10 @@ func (h *Host) exec(ctx context.Context, m *managed, c candidate, b *binary, asR
 			inst.pipe = pipe
 			env := append(cmd.Env, pluginPath, sdk.EnvLogLevel+"="+levelName(h.log))
 			inst.proc = newProcRunner(l, m.name, b, cred, env, cmd.ExtraFiles)
+			inst.proc.beforeFork = func(ctx context.Context) {
+				gate.wait(ctx)
+				st.mark(phasePrepare)
+			}
 			inst.proc.afterStart = func() {
 				pipe.Started()
 				st.mark(phaseExec)

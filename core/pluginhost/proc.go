@@ -30,6 +30,9 @@ type procRunner struct {
 	env   []string
 	// extra become the child's fds 3, 4, ... (the TLS pipe).
 	extra []*os.File
+	// beforeFork, when set, runs just before the fork (it may wait; ctx
+	// is go-plugin's start context).
+	beforeFork func(ctx context.Context)
 	// afterStart runs once the child has its copies of extra (or failed to
 	// start): the host closes its copy of the pipe's read end there.
 	afterStart func()
@@ -79,6 +82,9 @@ func (r *procRunner) Start(ctx context.Context) (err error) {
 	// read ends under go-plugin's log reader, so the last stderr lines of a
 	// crashing plugin are not lost, and we can reap the child at once.
 	r.stdoutR, r.stderrR = stdoutR, stderrR
+	if r.beforeFork != nil {
+		r.beforeFork(ctx)
+	}
 	cmd := &exec.Cmd{
 		Path:       r.bin.execPath(),
 		Args:       []string{r.argv0},

@@ -14,9 +14,11 @@ import (
 	"gitea.dooplex.hu/admin/felhom-agent/sdk/proto/pluginv1"
 )
 
-// activate configures a launched instance with its scoped host services,
-// swaps it into the registry (replacing the plugin's previous generation,
-// if any, in one step) and opens its health stream.
+// activate configures a launched instance with its scoped host services
+// and swaps it into the registry (replacing the plugin's previous
+// generation, if any, in one step). The caller opens its health stream
+// (h.watch): Start does that once every plugin is registered, since the
+// Configure answer already carried the initial states.
 func (h *Host) activate(ctx context.Context, inst *instance) error {
 	name := inst.m.name
 	// Conflicts are checked before Configure, so a plugin that will be
@@ -61,12 +63,28 @@ func (h *Host) activate(ctx context.Context, inst *instance) error {
 	inst.m.mu.Unlock()
 	h.mu.Unlock()
 	inst.stamps.mark(phaseRegister)
-	h.wg.Add(1)
-	go h.watchHealth(inst)
 	h.log.Info("plugin running", "plugin", name, "version", inst.cand.Version.String(), "pid", inst.pid,
 		"generation", inst.number, "root", inst.asRoot, "capabilities", len(h.reg.Owned(name)))
 	return nil
 }
+
+// spawn runs f on a goroutine Stop waits for, unless Stop has begun. The
+// check and wg.Add share h.mu with Stop, so no Add can race Stop's Wait.
+func (h *Host) spawn(f func()) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.stopped {
+		return
+	}
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		f()
+	}()
+}
+
+// watch opens inst's health stream on its own goroutine.
+func (h *Host) watch(inst *instance) { h.spawn(func() { h.watchHealth(inst) }) }
 
 func stateFromProto(s pluginv1.State) (registry.State, bool) {
 	switch s {
@@ -83,7 +101,6 @@ func stateFromProto(s pluginv1.State) (registry.State, bool) {
 // watchHealth copies the plugin's health stream into the registry until the
 // stream ends (plugin exit or Stop).
 func (h *Host) watchHealth(inst *instance) {
-	defer h.wg.Done()
 	defer func() {
 		if r := recover(); r != nil {
 			h.log.Error("plugin: health watcher panicked", "plugin", inst.m.name, "panic", fmt.Sprint(r))
@@ -122,7 +139,6 @@ func (h *Host) watchHealth(inst *instance) {
 // restarted after an exponential, jittered backoff, and after
 // Restart.MaxCrashes crashes within Restart.Window it is quarantined.
 func (h *Host) supervise(m *managed, inst *instance) {
-	defer h.wg.Done()
 	defer func() {
 		if r := recover(); r != nil {
 			h.log.Error("plugin supervisor panicked: the plugin is no longer restarted", "plugin", m.name, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
@@ -206,7 +222,7 @@ func (h *Host) recordCrash(m *managed, inst *instance, exit string) (int, bool) 
 func (h *Host) restart(m *managed, old *instance) (*instance, error) {
 	lock, lockErr := readLock(h.o.LockFile)
 	ctx := h.ctx
-	inst, err := h.launch(ctx, m, old.cand, lock, lockErr, newStamps())
+	inst, err := h.launch(ctx, m, old.cand, lock, lockErr, newStamps(), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -214,6 +230,7 @@ func (h *Host) restart(m *managed, old *instance) (*instance, error) {
 		inst.kill()
 		return nil, err
 	}
+	h.watch(inst)
 	m.mu.Lock()
 	m.restarts++
 	m.mu.Unlock()

@@ -1,9 +1,12 @@
 package pluginhost
 
 import (
+	"sort"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
 )
 
 // phase is one step of bringing a plugin up. The durations show where a
@@ -13,9 +16,10 @@ type phase int
 
 const (
 	phaseOpen      phase = iota // openat, fstat, owner/mode check
-	phaseHash                   // SHA-256 of the descriptor, lock comparison (0 on a cache hit)
-	phaseExec                   // TLS pair, go-plugin client, fork/exec returned
-	phaseHandshake              // go-plugin handshake line read, gRPC client made
+	phaseHash                   // SHA-256 of the descriptor, lock comparison (not marked on a cache hit)
+	phasePrepare                // TLS pair, go-plugin client, socket dir, pipes; then the wait for the other plugins' hashes (hashGate)
+	phaseExec                   // fork and exec of the descriptor
+	phaseHandshake              // the plugin's runtime start, go-plugin handshake line, gRPC client
 	phaseInfo                   // Dispense and the Info round trip, Info checks
 	phaseConflict               // waiting for earlier plugins (name order) and the conflict check
 	phaseConfigure              // scope guard, broker listener, Configure round trip
@@ -23,7 +27,7 @@ const (
 	numPhases
 )
 
-var phaseNames = [numPhases]string{"open", "hash", "exec", "handshake", "info", "conflict", "configure", "register"}
+var phaseNames = [numPhases]string{"open", "hash", "prepare", "exec", "handshake", "info", "conflict", "configure", "register"}
 
 // stamps records when a launch passed the end of each phase.
 type stamps struct {
@@ -72,7 +76,7 @@ func (s *stamps) logArgs() []any {
 	d := s.durations()
 	args := make([]any, 0, 2*numPhases)
 	for p := range numPhases {
-		args = append(args, phaseNames[p], d[p].Round(10*time.Microsecond).String())
+		args = append(args, phaseNames[p], fmtDur(d[p]))
 	}
 	return args
 }
@@ -96,15 +100,22 @@ func (t *startTrace) set(name string, s *stamps) {
 	t.plugins[name] = s
 }
 
-// summary is the debug log line's key/value pairs.
-func (t *startTrace) summary() []any {
+// log writes one debug line per registered plugin with its phases, and
+// one for the whole Start.
+func (t *startTrace) log(l hclog.Logger) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	names := make([]string, 0, len(t.plugins))
 	for n := range t.plugins {
 		names = append(names, n)
 	}
-	return []any{"total", t.done.Sub(t.begin).Round(10 * time.Microsecond).String(),
-		"scan", t.scan.Sub(t.begin).Round(10 * time.Microsecond).String(),
-		"plugins", strings.Join(names, ",")}
+	sort.Strings(names)
+	for _, n := range names {
+		s := t.plugins[n]
+		l.Debug("plugin start phases", append([]any{"plugin", n, "ready_at", fmtDur(s.end().Sub(t.begin))}, s.logArgs()...)...)
+	}
+	l.Debug("plugin host started", "total", fmtDur(t.done.Sub(t.begin)), "scan", fmtDur(t.scan.Sub(t.begin)),
+		"plugins", strings.Join(names, ","))
 }
+
+func fmtDur(d time.Duration) string { return d.Round(10 * time.Microsecond).String() }
