@@ -63,14 +63,15 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		log.Error("starting plugins", "error", err)
 		return 1
 	}
+	running := 0
 	for _, st := range host.Status() {
 		if st.State == pluginhost.StateRunning {
-			log.Info("plugin running", "plugin", st.Name, "version", st.Version, "pid", st.PID, "user", st.User, "capabilities", len(st.Capabilities))
+			running++ // the plugin host logs each one as it comes up
 		} else {
 			log.Warn("plugin not running", "plugin", st.Name, "state", st.State, "reason", st.Reason)
 		}
 	}
-	log.Info("agent running")
+	log.Info("agent running", "plugins_running", running)
 	<-ctx.Done()
 	log.Info("stopping")
 	sctx, cancel := context.WithTimeout(context.Background(), *stopTimeout)

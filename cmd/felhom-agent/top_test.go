@@ -195,7 +195,7 @@ func TestRunDaemonStartsAndStops(t *testing.T) {
 		t.Fatalf("exit %d:\n%s", code, errb.String())
 	}
 	logs := errb.String()
-	if !strings.Contains(logs, "plugin running: plugin=storage") || !strings.Contains(logs, "stopped") {
+	if !strings.Contains(logs, "plugin running: plugin=storage") || !strings.Contains(logs, "plugins_running=1") || !strings.Contains(logs, "stopped") {
 		t.Fatalf("daemon log lacks the plugin or the stop:\n%s", logs)
 	}
 }
