@@ -77,23 +77,32 @@ func runPlugins(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		mode      = fs.String("mode", "read", "")
 		vmid      = fs.Int64("vmid", 0, "")
 	)
-	if err := fs.Parse(args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
+	// Flags may come before or after NAME (plugins info storage --json).
+	var positional []string
+	for rest := args[1:]; ; {
+		if err := fs.Parse(rest); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return 0
+			}
+			return 2
 		}
-		return 2
+		if fs.NArg() == 0 {
+			break
+		}
+		positional = append(positional, fs.Arg(0))
+		rest = fs.Args()[1:]
 	}
 	var name string
 	switch sub {
 	case "info", "selftest":
-		if fs.NArg() != 1 {
+		if len(positional) != 1 {
 			fmt.Fprintf(stderr, "felhom-agent plugins %s: want exactly one plugin NAME\n", sub)
 			return 2
 		}
-		name = fs.Arg(0)
+		name = positional[0]
 	default:
-		if fs.NArg() != 0 {
-			fmt.Fprintf(stderr, "felhom-agent plugins %s: unexpected argument %q\n", sub, fs.Arg(0))
+		if len(positional) != 0 {
+			fmt.Fprintf(stderr, "felhom-agent plugins %s: unexpected argument %q\n", sub, positional[0])
 			return 2
 		}
 	}

@@ -101,6 +101,10 @@ func testPinListInfo(t *testing.T, src string) {
 		!strings.Contains(out, "  alpha.api (schema 1, benign)\n      api GET /nodes/{node}/storage\n") {
 		t.Errorf("info alpha = %d\n%s", code, out)
 	}
+	// Flags may follow NAME, as operators type them.
+	if code2, out2, errs2 := runPluginsT(t, "info", "alpha", "--dir", dir, "--json"); code2 != 0 || !strings.Contains(out2, `"name": "alpha"`) {
+		t.Errorf("info alpha --dir D --json = %d\n%s%s", code2, out2, errs2)
+	}
 	if code, _, errs := runPluginsT(t, "info", "--dir", dir, "nope"); code != 1 || !strings.Contains(errs, `no plugin "nope"`) {
 		t.Errorf("info nope = %d %s", code, errs)
 	}
