@@ -10,6 +10,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
@@ -74,6 +75,7 @@ func serveProcess(p Plugin) int {
 		return 1
 	}
 	srv.handshakeOut = handshakeOut
+	setProcessName(srv.name)
 	tlsCfg, watch, err := plugintls.FromEnv(5 * time.Second)
 	if err != nil {
 		log.Error("refusing to start", "error", err)
@@ -156,4 +158,16 @@ func InProcess(p Plugin, opts ...Option) (set plugin.PluginSet, stop func(), err
 		srv.stop(time.Second)
 	}
 	return plugin.PluginSet{PluginSetKey: &grpcPlugin{srv: srv, opts: o}}, stop, nil
+}
+
+// setProcessName names the process after the plugin in ps and top: the
+// host executes the verified descriptor through /proc/self/fd/N, so the
+// kernel's name for the process would otherwise be that fd number.
+// Best effort: the name is cosmetic.
+func setProcessName(name string) {
+	comm := "fp-" + name
+	if len(comm) > 15 { // TASK_COMM_LEN - 1
+		comm = comm[:15]
+	}
+	_ = unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(unsafe.StringData(comm+"\x00"))), 0, 0, 0)
 }

@@ -128,6 +128,10 @@ func TestHostRunsPluginsUnprivilegedWithCleanEnv(t *testing.T) {
 	if cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", st.PID)); string(cmdline) != "felhom-plugin-alpha_v1.0.0\x00" {
 		t.Errorf("argv = %q, want the file name", cmdline)
 	}
+	// Without the sdk's PR_SET_NAME ps would show the fd number exec'd.
+	if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", st.PID)); string(comm) != "fp-alpha\n" {
+		t.Errorf("comm = %q, want the plugin's name", comm)
+	}
 	if pgid, err := syscall.Getpgid(st.PID); err != nil || pgid != st.PID {
 		t.Errorf("pgid = %d, %v; want its own group %d", pgid, err, st.PID)
 	}
