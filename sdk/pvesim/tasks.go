@@ -207,8 +207,10 @@ func (s *Server) interruptTask(t *task) {
 	t.endtime = time.Now().Unix()
 }
 
-// lookupTask resolves the upid parameter of the task endpoints (s.mu held).
-func (s *Server) lookupTask(q *request) (*task, *apiError) {
+// lookupTask resolves the upid parameter of the task endpoints and checks
+// the caller may see the task: its own (or its tokens'), else priv on
+// /nodes/<node> (s.mu held).
+func (s *Server) lookupTask(q *request, priv string) (*task, *apiError) {
 	raw := q.str("upid")
 	if _, ok := decodeUPID(raw); !ok {
 		return nil, paramError1("upid", "unable to parse worker upid")
@@ -216,6 +218,11 @@ func (s *Server) lookupTask(q *request) (*task, *apiError) {
 	t, ok := s.taskByUPID[raw]
 	if !ok || time.Now().Before(t.visibleAt) {
 		return nil, paramError1("upid", "no such task")
+	}
+	if !canSeeTask(q.auth, t.info.user) {
+		if err := s.check(q.auth.authID, "/nodes/"+q.str("node"), priv); err != nil {
+			return nil, err
+		}
 	}
 	return t, nil
 }
@@ -247,14 +254,9 @@ func (t *task) baseFields() map[string]any {
 func (s *Server) handleTaskStatus(q *request) (any, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	t, err := s.lookupTask(q)
+	t, err := s.lookupTask(q, "Sys.Audit")
 	if err != nil {
 		return nil, err
-	}
-	if !canSeeTask(q.auth, t.info.user) {
-		if err := s.check(q.auth.authID, "/nodes/"+q.str("node"), "Sys.Audit"); err != nil {
-			return nil, err
-		}
 	}
 	m := t.baseFields()
 	if t.running {
@@ -269,14 +271,9 @@ func (s *Server) handleTaskStatus(q *request) (any, error) {
 func (s *Server) handleTaskLog(q *request) (any, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	t, err := s.lookupTask(q)
+	t, err := s.lookupTask(q, "Sys.Audit")
 	if err != nil {
 		return nil, err
-	}
-	if !canSeeTask(q.auth, t.info.user) {
-		if err := s.check(q.auth.authID, "/nodes/"+q.str("node"), "Sys.Audit"); err != nil {
-			return nil, err
-		}
 	}
 	if q.bool("download") {
 		if q.has("start") || q.has("limit") {
@@ -307,14 +304,9 @@ func (s *Server) handleTaskLog(q *request) (any, error) {
 func (s *Server) handleTaskStop(q *request) (any, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	t, err := s.lookupTask(q)
+	t, err := s.lookupTask(q, "Sys.Modify")
 	if err != nil {
 		return nil, err
-	}
-	if !canSeeTask(q.auth, t.info.user) {
-		if err := s.check(q.auth.authID, "/nodes/"+q.str("node"), "Sys.Modify"); err != nil {
-			return nil, err
-		}
 	}
 	s.interruptTask(t)
 	return nil, nil
