@@ -119,10 +119,7 @@ func (s *Server) handleSnapshotCreate(kind guestKind) handlerFunc {
 		if name == "current" || (kind == kindQemu && strings.EqualFold(name, "pending")) || (kind == kindLXC && name == "vzdump") {
 			return nil, die("unable to use snapshot name '%s' (reserved name)", name)
 		}
-		vmid, _ := strconv.Atoi(q.str("vmid"))
-		s.mu.Lock()
-		_, err := s.loadGuest(kind, q.str("vmid"))
-		s.mu.Unlock()
+		vmid, err := s.existingGuest(kind, q)
 		if err != nil {
 			return nil, err
 		}
@@ -179,10 +176,7 @@ func (s *Server) handleSnapshotCreate(kind guestKind) handlerFunc {
 func (s *Server) handleSnapshotDelete(kind guestKind) handlerFunc {
 	return func(q *request) (any, error) {
 		name := q.str("snapname")
-		vmid, _ := strconv.Atoi(q.str("vmid"))
-		s.mu.Lock()
-		_, err := s.loadGuest(kind, q.str("vmid"))
-		s.mu.Unlock()
+		vmid, err := s.existingGuest(kind, q)
 		if err != nil {
 			return nil, err
 		}
@@ -240,10 +234,7 @@ func (s *Server) handleSnapshotDelete(kind guestKind) handlerFunc {
 func (s *Server) handleSnapshotRollback(kind guestKind) handlerFunc {
 	return func(q *request) (any, error) {
 		name := q.str("snapname")
-		vmid, _ := strconv.Atoi(q.str("vmid"))
-		s.mu.Lock()
-		_, err := s.loadGuest(kind, q.str("vmid"))
-		s.mu.Unlock()
+		vmid, err := s.existingGuest(kind, q)
 		if err != nil {
 			return nil, err
 		}
@@ -300,4 +291,16 @@ func (s *Server) handleSnapshotRollback(kind guestKind) handlerFunc {
 			return nil
 		})
 	}
+}
+
+// existingGuest returns the VMID of the request's guest, or the error a
+// missing guest gets before any task is started.
+func (s *Server) existingGuest(kind guestKind, q *request) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, err := s.loadGuest(kind, q.str("vmid")); err != nil {
+		return 0, err
+	}
+	vmid, _ := strconv.Atoi(q.str("vmid"))
+	return vmid, nil
 }
