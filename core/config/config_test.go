@@ -62,17 +62,29 @@ func TestParseValidNormalisesFingerprint(t *testing.T) {
 	}
 }
 
-func TestNormalizeFingerprintForms(t *testing.T) {
+// TestFingerprintForms: the forms an operator pastes are normalised to
+// what Proxmox prints; anything that is not a SHA-256 is refused by name.
+func TestFingerprintForms(t *testing.T) {
+	secret := randomSecret(t)
+	parse := func(fp string) (*Config, error) {
+		var m map[string]any
+		if err := json.Unmarshal(validJSON(t, secret), &m); err != nil {
+			t.Fatal(err)
+		}
+		m["proxmox"].(map[string]any)["fingerprint"] = fp
+		b, _ := json.Marshal(m)
+		return Parse(b, nil)
+	}
 	want := strings.ToUpper(testFP)
 	for _, in := range []string{want, testFP, strings.ReplaceAll(testFP, ":", ""), " " + want + "\n"} {
-		got, err := NormalizeFingerprint(in)
-		if err != nil || got != want {
-			t.Errorf("NormalizeFingerprint(%q) = %q, %v", in, got, err)
+		cfg, err := parse(in)
+		if err != nil || cfg.Proxmox.Fingerprint != want {
+			t.Errorf("fingerprint %q: got %v, %v", in, cfg, err)
 		}
 	}
 	for _, bad := range []string{"", "AB:CD", strings.Repeat("zz", 32), "sha256:" + testFP, want + ":00"} {
-		if _, err := NormalizeFingerprint(bad); err == nil {
-			t.Errorf("NormalizeFingerprint(%q) accepted", bad)
+		if _, err := parse(bad); err == nil || !strings.Contains(err.Error(), "proxmox.fingerprint:") {
+			t.Errorf("fingerprint %q: got %v, want a proxmox.fingerprint error", bad, err)
 		}
 	}
 }

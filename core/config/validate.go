@@ -1,18 +1,16 @@
 package config
 
 import (
-	"encoding/hex"
-	"errors"
 	"fmt"
 	"net/url"
 	"path"
 	"regexp"
 	"strings"
+
+	"gitea.dooplex.hu/admin/felhom-agent/core/proxmox"
 )
 
 var (
-	// tokenRE is USER@REALM!TOKENID=SECRET as pveum prints it.
-	tokenRE = regexp.MustCompile(`^[^\s@!=:]+@[A-Za-z][A-Za-z0-9.\-_]+![A-Za-z][A-Za-z0-9.\-_]+=\S+$`)
 	// nodeRE is Proxmox's node-name format.
 	nodeRE     = regexp.MustCompile(`^[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?$`)
 	hostIDRE   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
@@ -31,40 +29,18 @@ func fieldErr(field, format string, args ...any) error {
 	return &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)}
 }
 
-// NormalizeFingerprint accepts a SHA-256 fingerprint as Proxmox prints it
-// (AB:CD:...), in lower case, or without colons, and returns the
-// canonical upper-case colon form.
-func NormalizeFingerprint(s string) (string, error) {
-	h := strings.ToLower(strings.ReplaceAll(strings.TrimSpace(s), ":", ""))
-	if strings.HasPrefix(h, "sha256") {
-		return "", errors.New("give the hex digest only, without a sha256 prefix")
-	}
-	b, err := hex.DecodeString(h)
-	if err != nil || len(b) != 32 {
-		return "", errors.New("want a SHA-256 fingerprint: 32 bytes of hex, e.g. AB:CD:... as `pvenode cert info` prints it")
-	}
-	var sb strings.Builder
-	for i, c := range b {
-		if i > 0 {
-			sb.WriteByte(':')
-		}
-		fmt.Fprintf(&sb, "%02X", c)
-	}
-	return sb.String(), nil
-}
-
 func (c *Config) normalise() error {
 	if c.Proxmox.Fingerprint != "" {
-		fp, err := NormalizeFingerprint(c.Proxmox.Fingerprint)
+		fp, err := proxmox.NormalizeFingerprint(c.Proxmox.Fingerprint)
 		if err != nil {
-			return fieldErr("proxmox.fingerprint", "%v", err)
+			return fieldErr("proxmox.fingerprint", "want a SHA-256 fingerprint as `pvenode cert info` prints it: %v", err)
 		}
 		c.Proxmox.Fingerprint = fp
 	}
 	if c.Hub.Fingerprint != "" {
-		fp, err := NormalizeFingerprint(c.Hub.Fingerprint)
+		fp, err := proxmox.NormalizeFingerprint(c.Hub.Fingerprint)
 		if err != nil {
-			return fieldErr("hub.fingerprint", "%v", err)
+			return fieldErr("hub.fingerprint", "want a SHA-256 fingerprint: %v", err)
 		}
 		c.Hub.Fingerprint = fp
 	}
@@ -115,9 +91,9 @@ func (c *Config) Validate() error {
 	if c.Proxmox.Token.IsZero() {
 		return fieldErr("proxmox.token", "required: USER@REALM!TOKENID=SECRET")
 	}
-	if !tokenRE.MatchString(c.Proxmox.Token.Reveal()) {
-		// Never echo the value: it may be a secret with a typo.
-		return fieldErr("proxmox.token", "malformed: want USER@REALM!TOKENID=SECRET (value not shown)")
+	// The client's own check, whose errors never contain the secret.
+	if err := proxmox.Token(c.Proxmox.Token.Reveal()).Validate(); err != nil {
+		return fieldErr("proxmox.token", "malformed: %v", err)
 	}
 	if c.Proxmox.Fingerprint == "" {
 		return fieldErr("proxmox.fingerprint", "required: the API certificate's SHA-256 (there is no insecure mode)")
