@@ -19,6 +19,7 @@ import (
 	"github.com/hashicorp/go-plugin"
 
 	"gitea.dooplex.hu/admin/felhom-agent/sdk"
+	"gitea.dooplex.hu/admin/felhom-agent/sdk/plugintest"
 	"gitea.dooplex.hu/admin/felhom-agent/sdk/plugintls"
 )
 
@@ -28,54 +29,21 @@ var (
 	builtBins = map[string]string{}
 )
 
-// TestMain runs the tests with os.TempDir pointing at a directory of this
-// run's own: go-plugin creates its unix sockets there (the in-process
-// listener, the host side of the broker; launch gives each plugin process
-// a socket directory below it), so a socket some test leaks shows up
-// here, fails the run and never litters /tmp.
-func TestMain(m *testing.M) { os.Exit(runInPrivateTemp(m)) }
-
-func runInPrivateTemp(m *testing.M) int {
-	root, err := os.MkdirTemp("", "sdk-test-")
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "create the tests' temp dir: %v\n", err)
-		return 1
-	}
-	defer os.RemoveAll(root)
-	for k, v := range map[string]string{"TMPDIR": root, plugin.EnvUnixSocketDir: root} {
-		if err := os.Setenv(k, v); err != nil {
-			fmt.Fprintf(os.Stderr, "set %s: %v\n", k, err)
-			return 1
-		}
-	}
-	if binDir, err = os.MkdirTemp(root, "bin-"); err != nil {
+// TestMain runs the tests under plugintest.Main (a private temp and socket
+// dir that must end empty); the test plugins are built beside it, in a
+// directory of their own.
+func TestMain(m *testing.M) {
+	var err error
+	if binDir, err = os.MkdirTemp("", "sdk-test-bin-"); err != nil {
 		fmt.Fprintf(os.Stderr, "create the plugin build dir: %v\n", err)
-		return 1
+		os.Exit(1)
 	}
-	code := m.Run()
+	code := plugintest.Main(m)
 	if err := os.RemoveAll(binDir); err != nil {
 		fmt.Fprintf(os.Stderr, "remove %s: %v\n", binDir, err)
-		return 1
-	}
-	if left := leftovers(root); len(left) > 0 {
-		fmt.Fprintf(os.Stderr, "FAIL: the tests left %d entries in their temp dir %s (go-plugin's plugin* sockets leak when a listener is not closed):\n  %s\n",
-			len(left), root, strings.Join(left, "\n  "))
 		code = 1
 	}
-	return code
-}
-
-// leftovers lists what is in dir.
-func leftovers(dir string) []string {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return []string{fmt.Sprintf("(read %s: %v)", dir, err)}
-	}
-	names := make([]string, len(entries))
-	for i, e := range entries {
-		names[i] = e.Name()
-	}
-	return names
+	os.Exit(code)
 }
 
 // buildBin builds ./testdata/<name> once per test run.

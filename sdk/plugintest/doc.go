@@ -11,6 +11,12 @@
 //		})
 //	}
 //
+// Run the package's tests under [Main] as well, so that a plugin process or
+// listener the tests never close (a go-plugin socket left behind) fails
+// the run:
+//
+//	func TestMain(m *testing.M) { os.Exit(plugintest.Main(m)) }
+//
 // The kit plays felhom-agent against a Proxmox VE simulator (sdk/pvesim,
 // seeded with LXC 100 running, QEMU 101 and LXC 9999 stopped) and checks,
 // as subtests, each with a message saying what to fix:
