@@ -15,6 +15,7 @@ import (
 
 	"gitea.dooplex.hu/admin/felhom-agent/core/config"
 	"gitea.dooplex.hu/admin/felhom-agent/core/pluginhost"
+	"gitea.dooplex.hu/admin/felhom-agent/core/selftest"
 	"gitea.dooplex.hu/admin/felhom-agent/sdk/proto/pluginv1"
 )
 
@@ -337,11 +338,8 @@ func pluginsSelftest(ctx context.Context, opts pluginhost.Options, name string, 
 	}
 	failed := 0
 	for _, c := range checks {
-		label := map[string]string{"pass": "PASS", "fail": "FAIL", "skip": "SKIP", "not_applicable": "N/A"}[c.Status]
-		if label == "" {
-			label = "FAIL" // a status this agent does not know is not a pass
-		}
-		if label == "FAIL" {
+		label := checkStatus(c)
+		if label == selftest.Fail {
 			failed++
 		}
 		line := fmt.Sprintf("%s %s (%s)", label, c.Name, fmtDuration(c.Duration))

@@ -171,16 +171,8 @@ func runPluginSelftests(ctx context.Context, cfg *config.Config, client *proxmox
 		}
 		for _, c := range checks {
 			r := selftest.Result{Name: name + "." + c.Name, Detail: c.Detail, Duration: c.Duration}
-			switch c.Status {
-			case "pass":
-				r.Status = selftest.Pass
-			case "skip":
-				r.Status = selftest.Skip
-			case "not_applicable":
-				r.Status = selftest.NotApplicable
-			default:
-				r.Status, ok = selftest.Fail, false
-			}
+			r.Status = checkStatus(c)
+			ok = ok && r.Status != selftest.Fail
 			selftest.PrintResult(w, r)
 		}
 	}

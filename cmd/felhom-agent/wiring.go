@@ -11,6 +11,7 @@ import (
 	"gitea.dooplex.hu/admin/felhom-agent/core/config"
 	"gitea.dooplex.hu/admin/felhom-agent/core/pluginhost"
 	"gitea.dooplex.hu/admin/felhom-agent/core/proxmox"
+	"gitea.dooplex.hu/admin/felhom-agent/core/selftest"
 	"gitea.dooplex.hu/admin/felhom-agent/internal/version"
 )
 
@@ -31,6 +32,20 @@ func agentPluginOptions(cfg *config.Config, client *proxmox.Client, log hclog.Lo
 	opts.HostID, opts.Node = cfg.HostID, cfg.Proxmox.Node
 	opts.API, opts.Waiter = proxmoxAPI{client}, proxmoxWaiter{client.Waiter()}
 	return opts
+}
+
+// checkStatus maps a plugin's self-test status to the agent's. A status
+// this agent does not know is not a pass.
+func checkStatus(c pluginhost.Check) selftest.Status {
+	switch c.Status {
+	case "pass":
+		return selftest.Pass
+	case "skip":
+		return selftest.Skip
+	case "not_applicable":
+		return selftest.NotApplicable
+	}
+	return selftest.Fail
 }
 
 // proxmoxAPI adapts core/proxmox's client to the plugin host's API
