@@ -113,19 +113,6 @@ func execCalls(t *testing.T, pkg string) []string {
 	return calls
 }
 
-// TestProxmoxClientHasNoExec is the named fence: core/proxmox and
-// everything it imports from this module are free of os/exec.
-func TestProxmoxClientHasNoExec(t *testing.T) {
-	all := deps(t)
-	ds, ok := all[module+"/core/proxmox"]
-	if !ok {
-		t.Fatal("core/proxmox not found")
-	}
-	if has(ds, "os/exec") {
-		t.Fatal("core/proxmox (or a package it imports) reaches os/exec: the API client never shells out")
-	}
-}
-
 // TestPrivilegedRunnerMakesNoHTTPCalls: the fenced root runner never links
 // an HTTP or gRPC client.
 func TestPrivilegedRunnerMakesNoHTTPCalls(t *testing.T) {
