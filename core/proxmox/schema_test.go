@@ -12,35 +12,9 @@ import (
 	"sync"
 	"testing"
 	"time"
-)
 
-// sharedDir finds ../shared beside the repository root (the directory
-// holding go.mod).
-func sharedDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
-	shared := filepath.Join(filepath.Dir(dir), "shared")
-	if _, err := os.Stat(shared); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("../shared not found: %v", err)
-		}
-		t.Skipf("../shared not found: %v", err)
-	}
-	return shared
-}
+	"gitea.dooplex.hu/admin/felhom-agent/internal/testenv"
+)
 
 type schemaEndpoint struct {
 	Method     string `json:"method"`
@@ -56,7 +30,7 @@ var placeholderRe = regexp.MustCompile(`\{[^}]+\}`)
 
 func loadSchema(t *testing.T) []schemaEndpoint {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(sharedDir(t), "pve-api", "schema-subset.json"))
+	raw, err := os.ReadFile(filepath.Join(testenv.SharedDir(t), "pve-api", "schema-subset.json"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"gitea.dooplex.hu/admin/felhom-agent/internal/testenv"
 )
 
 // The schema conformance test checks the simulator against the real PVE
@@ -61,7 +63,7 @@ type schemaParam struct {
 
 func loadSchema(t *testing.T) map[string]schemaEndpoint {
 	t.Helper()
-	path := filepath.Join(sharedDir(t), "pve-api", "schema-subset.json")
+	path := filepath.Join(testenv.SharedDir(t), "pve-api", "schema-subset.json")
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		if os.Getenv("CI") == "true" {

@@ -6,8 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"reflect"
 	"runtime"
 	"strings"
@@ -264,40 +262,4 @@ func (h *harness) config(kind string, vmid string) map[string]any {
 	var c map[string]any
 	h.get("/nodes/"+h.s.Node()+"/"+kind+"/"+vmid+"/config", nil).ok(h.t, &c)
 	return c
-}
-
-// sharedDir locates ../shared beside the repository root: walk up from the
-// working directory to the directory holding go.mod. Without it the test is
-// skipped, except in CI where it fails.
-func sharedDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatalf("getwd: %v", err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			dir = ""
-			break
-		}
-		dir = parent
-	}
-	shared := ""
-	if dir != "" {
-		shared = filepath.Join(filepath.Dir(dir), "shared")
-		if fi, err := os.Stat(shared); err != nil || !fi.IsDir() {
-			shared = ""
-		}
-	}
-	if shared == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("../shared not found beside the repository root")
-		}
-		t.Skip("../shared not found: run inside the workspace with the shared folder")
-	}
-	return shared
 }

@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"gitea.dooplex.hu/admin/felhom-agent/internal/testenv"
 )
 
 // wantInvalid asserts err is an invalid-params *Error naming field.
@@ -130,40 +132,6 @@ func TestSecretNotEchoed(t *testing.T) {
 	}
 }
 
-// sharedDir finds ../shared beside the repository root.
-func sharedDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			if _, err := os.Stat(filepath.Join(dir, "plugins")); err == nil {
-				break
-			}
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			skipOrFail(t, "repo root not found")
-		}
-		dir = parent
-	}
-	shared := filepath.Join(dir, "..", "shared")
-	if _, err := os.Stat(shared); err != nil {
-		skipOrFail(t, err.Error())
-	}
-	return shared
-}
-
-func skipOrFail(t *testing.T, why string) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatal("../shared not found: " + why)
-	}
-	t.Skip("../shared not found: " + why)
-}
-
 type schemaParam struct {
 	Name string   `json:"name"`
 	Type string   `json:"type"`
@@ -180,7 +148,7 @@ type schemaEndpoint struct {
 // and PUT /storage/{storage}, and the storage type enumeration.
 func loadStorageSchema(t *testing.T) (post, put map[string]string, types []string) {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(sharedDir(t), "pve-api", "schema-subset.json"))
+	raw, err := os.ReadFile(filepath.Join(testenv.SharedDir(t), "pve-api", "schema-subset.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
